@@ -1,0 +1,18 @@
+//! outdial's domain: pure types and the calling policy.
+//!
+//! Owns customers, scheduled calls and their state machine, post-processing flags and their
+//! effects, US geography (ZIP and area code to zones), the versioned calling ruleset, the
+//! policy engine that decides whether a dial is lawful now and when it next is, and schedule
+//! expansion. It must not depend on tokio, sqlx, redis, axum or reqwest and does no I/O:
+//! time comes in as an argument or through [`Clock`].
+
+pub mod call;
+pub mod clock;
+pub mod customer;
+pub mod flags;
+pub mod phone;
+pub mod task;
+pub mod us_state;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use us_state::UsState;
