@@ -13,6 +13,7 @@ pub mod flags;
 pub mod phone;
 pub mod task;
 pub mod us_state;
+pub mod validation;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use us_state::UsState;
