@@ -1,0 +1,196 @@
+//! The policy entry point: at instant `t`, for this customer (candidates), debt, purpose
+//! and contact history, may we dial — and if not, which rules block and when next.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::candidates::Candidates;
+use super::cap::{check_cap, check_cooldown};
+use super::contact::{Contact, Subject};
+use super::decision::{Block, Decision, Reason};
+use super::ruleset::{CapRule, CooldownRule, Ruleset, WindowRule};
+use super::window;
+use crate::task::Purpose;
+
+/// Rule id reported when the candidate set is empty.
+pub const NO_LOCATION_RULE: &str = "policy.candidates.nonempty";
+
+/// The rules that bind one customer for one purpose, with the zones each is checked in.
+/// Build once per customer and purpose ([`Ruleset::prepare`]), then decide many instants.
+#[derive(Debug, Clone)]
+pub struct Prepared<'r> {
+    set: &'r Ruleset,
+    zones: Vec<Tz>,
+    windows: Vec<(&'r WindowRule, Vec<Tz>)>,
+    caps: Vec<&'r CapRule>,
+    cooldowns: Vec<&'r CooldownRule>,
+}
+
+impl Ruleset {
+    /// Select the rules binding a call of `purpose` to someone with these candidates.
+    pub fn prepare(&self, candidates: &Candidates, purpose: Purpose) -> Prepared<'_> {
+        let states = &candidates.states;
+        let windows = self
+            .windows
+            .iter()
+            .filter(|w| w.meta.binds(purpose, states))
+            .map(|w| {
+                let mut zones = candidates.zones.clone();
+                if !zones.is_empty() {
+                    zones.extend(
+                        w.extra_zones
+                            .iter()
+                            .filter(|z| !candidates.zones.contains(z)),
+                    );
+                }
+                (w, zones)
+            })
+            .collect();
+        Prepared {
+            set: self,
+            zones: candidates.zones.clone(),
+            windows,
+            caps: self
+                .caps
+                .iter()
+                .filter(|c| c.meta.binds(purpose, states))
+                .collect(),
+            cooldowns: self
+                .cooldowns
+                .iter()
+                .filter(|c| c.meta.binds(purpose, states))
+                .collect(),
+        }
+    }
+
+    /// One-shot decision (prepares, then decides). Prefer [`Prepared::decide`] in loops.
+    pub fn decide(
+        &self,
+        candidates: &Candidates,
+        purpose: Purpose,
+        t: DateTime<Utc>,
+        subject: &Subject<'_>,
+        history: &[Contact],
+    ) -> Decision {
+        self.prepare(candidates, purpose)
+            .decide(t, subject, history)
+    }
+}
+
+impl<'r> Prepared<'r> {
+    /// The ruleset.
+    pub fn ruleset(&self) -> &'r Ruleset {
+        self.set
+    }
+
+    /// The candidate zones.
+    pub fn zones(&self) -> &[Tz] {
+        &self.zones
+    }
+
+    /// Ids of the rules in force for this customer and purpose.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.windows
+            .iter()
+            .map(|(w, _)| &*w.meta.id)
+            .chain(self.caps.iter().map(|c| &*c.meta.id))
+            .chain(self.cooldowns.iter().map(|c| &*c.meta.id))
+    }
+
+    /// May we dial at `t`? If not: every rule that blocks, and the earliest lawful instant
+    /// within the ruleset's search horizon. `history` holds contacts at or before `t`
+    /// (later ones are ignored), in any order.
+    pub fn decide(&self, t: DateTime<Utc>, subject: &Subject<'_>, history: &[Contact]) -> Decision {
+        let searched_until = t + self.set.search_horizon;
+        let blocks = self.blocks_at(t, subject, history, searched_until);
+        if blocks.is_empty() {
+            return Decision::Allow { at: t };
+        }
+        // Each block's `until` is exactly the first instant its rule alone allows, so no
+        // lawful instant lies before the latest of them: jump there and check again.
+        let mut cur = blocks.iter().map(|b| b.until).max().flatten();
+        while let Some(c) = cur {
+            if blocks.iter().any(|b| b.until.is_none()) || c > searched_until {
+                break;
+            }
+            let again = self.blocks_at(c, subject, history, searched_until);
+            if again.is_empty() {
+                return Decision::Deny {
+                    at: t,
+                    blocks,
+                    next_allowed: Some(c),
+                    searched_until,
+                };
+            }
+            if again.iter().any(|b| b.until.is_none()) {
+                break;
+            }
+            cur = again.iter().filter_map(|b| b.until).max();
+        }
+        Decision::Deny {
+            at: t,
+            blocks,
+            next_allowed: None,
+            searched_until,
+        }
+    }
+
+    /// Whether a dial at `t` is lawful (no search for the next instant).
+    pub fn allows(&self, t: DateTime<Utc>, subject: &Subject<'_>, history: &[Contact]) -> bool {
+        self.blocks_at(t, subject, history, t).is_empty()
+    }
+
+    fn blocks_at(
+        &self,
+        t: DateTime<Utc>,
+        subject: &Subject<'_>,
+        history: &[Contact],
+        limit: DateTime<Utc>,
+    ) -> Vec<Block> {
+        let mut blocks = Vec::new();
+        if self.zones.is_empty() {
+            blocks.push(Block {
+                rule: Arc::from(NO_LOCATION_RULE),
+                reason: Reason::NoCandidateLocation,
+                zone: None,
+                until: None,
+            });
+            return blocks;
+        }
+        for (rule, zones) in &self.windows {
+            for &zone in zones {
+                if let Some((reason, until)) = window::check(rule, self.set, zone, t, limit) {
+                    blocks.push(Block {
+                        rule: rule.meta.id.clone(),
+                        reason,
+                        zone: Some(zone),
+                        until,
+                    });
+                }
+            }
+        }
+        for cap in &self.caps {
+            if let Some((zone, until)) = check_cap(cap, &self.zones, t, subject, history) {
+                blocks.push(Block {
+                    rule: cap.meta.id.clone(),
+                    reason: Reason::FrequencyCap,
+                    zone,
+                    until: Some(until),
+                });
+            }
+        }
+        for rule in &self.cooldowns {
+            if let Some((zone, until)) = check_cooldown(rule, &self.zones, t, subject, history) {
+                blocks.push(Block {
+                    rule: rule.meta.id.clone(),
+                    reason: Reason::Cooldown,
+                    zone,
+                    until: Some(until),
+                });
+            }
+        }
+        blocks
+    }
+}

@@ -1,0 +1,86 @@
+//! Evaluating one time-window rule in one zone.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use super::decision::Reason;
+use super::local::{earliest_at_or_after, start_of_day};
+use super::ruleset::{Ruleset, WindowRule};
+
+/// What a window rule allows on one local date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Day {
+    /// The rule is not in force that date: no constraint.
+    Unbound,
+    /// No lawful instant that date.
+    Closed(Reason),
+    /// Dials may start in `[start, end)` (end already shrunk by the guard band).
+    Open(DateTime<Utc>, DateTime<Utc>),
+}
+
+/// The rule's allowance on local `date` in `zone`.
+pub fn day(rule: &WindowRule, set: &Ruleset, zone: Tz, date: NaiveDate) -> Day {
+    if !rule.meta.in_force_on(date) {
+        return Day::Unbound;
+    }
+    if rule
+        .holidays
+        .is_some_and(|c| set.calendars[c].contains(date))
+    {
+        return Day::Closed(Reason::Holiday);
+    }
+    let Some((s, e)) = rule.hours[date.weekday().num_days_from_monday() as usize] else {
+        return Day::Closed(Reason::ClosedDay);
+    };
+    let start = earliest_at_or_after(zone, date, s);
+    let end = earliest_at_or_after(zone, date, e) - set.end_margin();
+    if start < end {
+        Day::Open(start, end)
+    } else {
+        Day::Closed(Reason::AfterWindow)
+    }
+}
+
+/// `None` if the rule allows `t` in `zone`; otherwise the reason and the earliest instant
+/// at which this rule alone allows a dial (`None` past `limit`).
+pub fn check(
+    rule: &WindowRule,
+    set: &Ruleset,
+    zone: Tz,
+    t: DateTime<Utc>,
+    limit: DateTime<Utc>,
+) -> Option<(Reason, Option<DateTime<Utc>>)> {
+    let date = t.with_timezone(&zone).date_naive();
+    match day(rule, set, zone, date) {
+        Day::Unbound => None,
+        Day::Open(start, end) if t >= start && t < end => None,
+        Day::Open(start, _) if t < start => Some((Reason::BeforeWindow, Some(start))),
+        Day::Open(..) => Some((Reason::AfterWindow, next_open(rule, set, zone, date, limit))),
+        Day::Closed(reason) => Some((reason, next_open(rule, set, zone, date, limit))),
+    }
+}
+
+/// The first lawful instant on a local date after `after`, up to `limit`.
+fn next_open(
+    rule: &WindowRule,
+    set: &Ruleset,
+    zone: Tz,
+    after: NaiveDate,
+    limit: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let mut date = after;
+    loop {
+        date = date.checked_add_signed(Duration::days(1))?;
+        let at = match day(rule, set, zone, date) {
+            Day::Unbound => start_of_day(zone, date),
+            Day::Open(start, _) => start,
+            Day::Closed(_) => {
+                if start_of_day(zone, date) > limit {
+                    return None;
+                }
+                continue;
+            }
+        };
+        return (at <= limit).then_some(at);
+    }
+}
