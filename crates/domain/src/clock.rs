@@ -31,7 +31,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock stopped at `at`.
     pub fn new(at: DateTime<Utc>) -> Self {
-        Self { now: Mutex::new(at) }
+        Self {
+            now: Mutex::new(at),
+        }
     }
 
     /// Move the clock to `at` (backwards too: tests of clock skew need it).

@@ -27,8 +27,13 @@ impl FromStr for TaskType {
     type Err = InvalidTaskType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ok = (1..=64).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidTaskType) }
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidTaskType)
+        }
     }
 }
 
@@ -88,7 +93,11 @@ pub enum Purpose {
 
 impl Purpose {
     /// Every purpose.
-    pub const ALL: [Purpose; 3] = [Purpose::Collection, Purpose::Verification, Purpose::Marketing];
+    pub const ALL: [Purpose; 3] = [
+        Purpose::Collection,
+        Purpose::Verification,
+        Purpose::Marketing,
+    ];
 
     /// The snake_case name used in rules files and decisions.
     pub fn as_str(self) -> &'static str {
