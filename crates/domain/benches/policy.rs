@@ -1,1 +1,56 @@
-fn main() {}
+//! Policy benchmark: decisions per second on one core, as ratios of a baseline run in the
+//! same invocation (one UTC→local conversion through chrono-tz, the floor any zone-aware
+//! decision pays). Run: `cargo bench -p outdial-domain --bench policy`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::{America, Tz};
+use outdial_domain::UsState;
+use outdial_domain::policy::{Candidates, Ruleset, Subject};
+use outdial_domain::task::Purpose;
+
+const N: u32 = 2_000_000;
+
+fn per_sec(label: &str, n: u32, f: impl FnMut(u32)) -> f64 {
+    let mut f = f;
+    // Warm up, then time.
+    for i in 0..n / 10 {
+        f(i);
+    }
+    let start = Instant::now();
+    for i in 0..n {
+        f(i);
+    }
+    let rate = f64::from(n) / start.elapsed().as_secs_f64();
+    println!("{label:<48} {rate:>14.0} /s");
+    rate
+}
+
+fn main() {
+    let set = Ruleset::bundled().expect("bundled ruleset");
+    let t0: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().expect("instant");
+    // Instants spread over one week, so allowed and denied instants both occur.
+    let at = |i: u32| t0 + Duration::seconds(i64::from(i % 604_800));
+
+    let base = per_sec("baseline: utc->local (chrono-tz)", N, |i| {
+        black_box(black_box(at(i)).with_timezone(&America::New_York));
+    });
+
+    let one = Candidates::explicit(&[America::New_York], &[UsState::NY]);
+    let p1 = set.prepare(&one, Purpose::Collection);
+    let subject = Subject { debt: Some("L1"), number: None };
+    let d1 = per_sec("single-zone decision (NY, collection)", N, |i| {
+        black_box(p1.decide(black_box(at(i)), &subject, &[]));
+    });
+    let three: [Tz; 3] = [America::New_York, America::Chicago, America::Denver];
+    let c3 = Candidates::explicit(&three, &[UsState::FL, UsState::GA]);
+    let p3 = set.prepare(&c3, Purpose::Collection);
+    let d3 = per_sec("three-zone decision (FL/GA, collection)", N, |i| {
+        black_box(p3.decide(black_box(at(i)), &subject, &[]));
+    });
+    println!();
+    println!("single-zone: {:.2}x baseline cost", base / d1);
+    println!("three-zone:  {:.2}x baseline cost", base / d3);
+}

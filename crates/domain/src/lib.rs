@@ -13,6 +13,7 @@ pub mod flags;
 pub mod geo;
 pub mod phone;
 pub mod policy;
+pub mod schedule;
 pub mod task;
 pub mod us_state;
 pub mod validation;

@@ -1,0 +1,8 @@
+//! Schedules: company cadences (cron in the customer's local time, explicit local times, a
+//! horizon, an attempt limit, retry spacing) expanded into lawful UTC instants.
+
+pub mod cadence;
+pub mod expand;
+
+pub use cadence::{Cadence, CadenceDef, CadenceError, RetryDef, RetrySpacing};
+pub use expand::{DropReason, DroppedSlot, Plan, PlannedCall, Request, expand};
