@@ -9,7 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::{America, Tz};
 use outdial_domain::UsState;
 use outdial_domain::policy::{Candidates, Ruleset, Subject};
-use outdial_domain::task::Purpose;
+use outdial_domain::schedule::{Cadence, Request, expand};
+use outdial_domain::task::{Purpose, ScheduleType};
 
 const N: u32 = 2_000_000;
 
@@ -40,7 +41,10 @@ fn main() {
 
     let one = Candidates::explicit(&[America::New_York], &[UsState::NY]);
     let p1 = set.prepare(&one, Purpose::Collection);
-    let subject = Subject { debt: Some("L1"), number: None };
+    let subject = Subject {
+        debt: Some("L1"),
+        number: None,
+    };
     let d1 = per_sec("single-zone decision (NY, collection)", N, |i| {
         black_box(p1.decide(black_box(at(i)), &subject, &[]));
     });
@@ -50,6 +54,50 @@ fn main() {
     let d3 = per_sec("three-zone decision (FL/GA, collection)", N, |i| {
         black_box(p3.decide(black_box(at(i)), &subject, &[]));
     });
+    // Schedule expansion: 100,000 customers' default collections cadence (3 weeks of two
+    // weekday slots, Reg F caps), customers spread over six zones and start instants.
+    let cadence =
+        Cadence::parse(&Cadence::default_def(ScheduleType::Collections).expect("default"))
+            .expect("valid cadence");
+    let zones = [
+        America::New_York,
+        America::Chicago,
+        America::Denver,
+        America::Phoenix,
+        America::Los_Angeles,
+        America::Anchorage,
+    ];
+    let prepared: Vec<_> = zones
+        .iter()
+        .map(|z| (*z, Candidates::explicit(&[*z], &[UsState::TX])))
+        .collect();
+    let customers = 100_000u32;
+    let start = Instant::now();
+    let mut calls = 0usize;
+    for i in 0..customers {
+        let (zone, cands) = &prepared[i as usize % zones.len()];
+        let policy = set.prepare(cands, Purpose::Collection);
+        let plan = expand(
+            &cadence,
+            &Request {
+                policy: &policy,
+                zone: *zone,
+                subject,
+                history: &[],
+                start: t0 + Duration::minutes(i64::from(i % 1440)),
+            },
+        );
+        calls += black_box(plan).calls.len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{:<48} {:>14.3} s ({} calls planned, {:.1} us/customer)",
+        "expand 100,000 collections schedules",
+        secs,
+        calls,
+        secs * 1e6 / f64::from(customers)
+    );
+
     println!();
     println!("single-zone: {:.2}x baseline cost", base / d1);
     println!("three-zone:  {:.2}x baseline cost", base / d3);

@@ -81,10 +81,10 @@ impl Geo {
                 };
                 let entry = by_code.entry(npa).or_default().entry(state).or_default();
                 entry.0 += 1;
-                if let Some(zone) = zone {
-                    if !entry.1.contains(&zone) {
-                        entry.1.push(zone);
-                    }
+                if let Some(zone) = zone
+                    && !entry.1.contains(&zone)
+                {
+                    entry.1.push(zone);
                 }
             }
         }

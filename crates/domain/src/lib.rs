@@ -20,3 +20,11 @@ pub mod validation;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use us_state::UsState;
+
+pub use call::{
+    AttemptNo, AttemptOutcome, CallAttempt, CallId, CallStatus, IllegalTransition, ScheduleId,
+};
+pub use customer::{Customer, CustomerInput, CustomerRef, ZipCode};
+pub use flags::{Effect, EffectSet, Flag, RetryReason, effects_of};
+pub use phone::{Birthday, Email, InvalidPhone, PersonName, PhoneNumber, SsnLastFour};
+pub use validation::{ErrorCode, FieldError, Invalid, Violations};

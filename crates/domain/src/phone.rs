@@ -1,1 +1,612 @@
-//! (being written)
+//! Phone numbers and the other personal data a customer carries, masked whenever formatted.
+//!
+//! [`PhoneNumber`] is the only way a number enters outdial: it is checked once at the edge
+//! and then carried as a value that serializes to the full E.164 string (the API echoes it
+//! back and the dialer needs it) but whose `Debug` and `Display` print only the country code
+//! and the last digits (`+1******4567`), so a number never reaches a log by accident. The
+//! same holds for [`PersonName`] (`J***`), [`Email`] (`j***@example.com`), [`Birthday`]
+//! (`****-**-**`) and [`SsnLastFour`] (`****`): formatting masks, serde and `as_str` give
+//! the real value.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::validation::{ErrorCode, Invalid, MAX_TEXT_CHARS, check_text, string_newtype};
+
+/// The longest E.164 number: 15 digits after the `+`.
+const MAX_DIGITS: usize = 15;
+
+/// The longest email address, in characters (RFC 5321 path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// The earliest birthday year accepted.
+pub const MIN_BIRTH_YEAR: i32 = 1900;
+
+/// The NANP area code reserved for fictional and example numbers; its exchange is not checked.
+const FICTIONAL_NPA: &[u8] = b"555";
+
+/// A phone number in E.164 form: `+`, a country code, and the national significant number.
+///
+/// [`PhoneNumber::parse`] accepts exactly the E.164 string (`+14155552671`): a `+` and 2 to
+/// 15 digits, the first 1-9, with no spaces, dashes or parentheses. The `phonenumber` crate
+/// (libphonenumber metadata) splits off the country code, which must exist; a number
+/// written with a national trunk prefix (`+44 0 20...`) is not E.164 and is rejected.
+/// For country code 1 (NANP) the national number must be exactly 10 digits whose area code
+/// starts with 2-9, and whose exchange (central office code) starts with 2-9 too, except in
+/// area code 555: that code is not geographic, is reserved for examples, and the API's own
+/// getting-started number `+15551234567` has exchange `123`.
+///
+/// The number is **not** required to be assigned or dialable: libphonenumber's `is_valid`
+/// rejects unassigned ranges such as the 555-01xx fictional numbers, and the API's own
+/// getting-started example uses `+15551234567`. Whether a number actually rings is the
+/// telephony provider's business; outdial only guarantees the shape and the country.
+///
+/// Equality, ordering and hashing compare the E.164 string.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneNumber {
+    e164: String,
+    country_code: u16,
+}
+
+/// Why a string is not an acceptable E.164 phone number. Messages never contain the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPhone {
+    /// The string is empty.
+    #[error("phone number is empty")]
+    Empty,
+    /// Not `+` followed by 2 to 15 digits, the first 1-9.
+    #[error(
+        "phone number must be E.164: '+' then 2 to 15 digits, the first 1-9, no spaces or punctuation"
+    )]
+    NotE164,
+    /// The digits do not start with a known country calling code.
+    #[error("phone number has an unknown country code")]
+    UnknownCountryCode,
+    /// The national part starts with a trunk prefix or otherwise differs from E.164.
+    #[error("phone number is not in canonical E.164 form (drop any national trunk prefix)")]
+    NotCanonical,
+    /// A +1 number whose national part is not exactly 10 digits.
+    #[error("phone number must have exactly 10 digits after +1 (NANP)")]
+    NanpLength,
+    /// A +1 number whose area code starts with 0 or 1.
+    #[error("phone number has a +1 (NANP) area code that does not start with 2-9")]
+    NanpAreaCode,
+    /// A +1 number whose exchange (central office code) starts with 0 or 1 (outside area
+    /// code 555).
+    #[error("phone number has a +1 (NANP) exchange code that does not start with 2-9")]
+    NanpExchange,
+}
+
+impl InvalidPhone {
+    /// The validation code this maps to in a [`crate::validation::FieldError`].
+    pub fn code(self) -> ErrorCode {
+        match self {
+            InvalidPhone::Empty => ErrorCode::Required,
+            InvalidPhone::NotE164 | InvalidPhone::NotCanonical | InvalidPhone::NanpLength => {
+                ErrorCode::InvalidFormat
+            }
+            InvalidPhone::UnknownCountryCode
+            | InvalidPhone::NanpAreaCode
+            | InvalidPhone::NanpExchange => ErrorCode::InvalidValue,
+        }
+    }
+}
+
+impl From<InvalidPhone> for Invalid {
+    fn from(e: InvalidPhone) -> Self {
+        // Strip the leading "phone number " so `Invalid::at` can prefix the field name.
+        let text = e.to_string();
+        let message = text
+            .strip_prefix("phone number ")
+            .unwrap_or(&text)
+            .to_owned();
+        Invalid::new(e.code(), message)
+    }
+}
+
+impl PhoneNumber {
+    /// Parses an E.164 string; see the type documentation for the exact rules.
+    pub fn parse(s: &str) -> Result<PhoneNumber, InvalidPhone> {
+        if s.is_empty() {
+            return Err(InvalidPhone::Empty);
+        }
+        let digits = s.strip_prefix('+').ok_or(InvalidPhone::NotE164)?;
+        let shape_ok = (2..=MAX_DIGITS).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if !shape_ok {
+            return Err(InvalidPhone::NotE164);
+        }
+
+        let parsed = phonenumber::parse(None, s).map_err(|e| match e {
+            phonenumber::ParseError::InvalidCountryCode => InvalidPhone::UnknownCountryCode,
+            _ => InvalidPhone::NotE164,
+        })?;
+        let country_code = parsed.code().value();
+        let national = parsed.national();
+        let rebuilt = format!(
+            "+{country_code}{}{}",
+            "0".repeat(usize::from(national.zeros())),
+            national.value()
+        );
+        if rebuilt != s {
+            return Err(InvalidPhone::NotCanonical);
+        }
+
+        let number = PhoneNumber {
+            e164: rebuilt,
+            country_code,
+        };
+        if country_code == 1 {
+            let national = number.national_digits().as_bytes();
+            if national.len() != 10 {
+                return Err(InvalidPhone::NanpLength);
+            }
+            if !(b'2'..=b'9').contains(&national[0]) {
+                return Err(InvalidPhone::NanpAreaCode);
+            }
+            if !(b'2'..=b'9').contains(&national[3]) && &national[..3] != FICTIONAL_NPA {
+                return Err(InvalidPhone::NanpExchange);
+            }
+        }
+        Ok(number)
+    }
+
+    /// The full E.164 string (`+14155552671`). Do not log it; use `Display` instead.
+    pub fn as_e164(&self) -> &str {
+        &self.e164
+    }
+
+    /// The country calling code (1 for the US and the rest of NANP).
+    pub fn country_code(&self) -> u16 {
+        self.country_code
+    }
+
+    /// The digits after the country code.
+    pub fn national_digits(&self) -> &str {
+        &self.e164[1 + self.country_code_len()..]
+    }
+
+    /// The three-digit area code of a +1 (NANP) number; `None` for other countries.
+    pub fn nanp_area_code(&self) -> Option<u16> {
+        if self.country_code != 1 {
+            return None;
+        }
+        self.national_digits().get(..3)?.parse().ok()
+    }
+
+    /// The number with everything but the country code and the last digits starred:
+    /// `+1******4567`. At most the last 4 digits are shown, and always fewer than half of
+    /// the national number, so a short number is never printed whole.
+    pub fn masked(&self) -> String {
+        let national = self.national_digits();
+        let shown = 4.min(national.len() / 2);
+        let hidden = national.len() - shown;
+        format!(
+            "+{}{}{}",
+            self.country_code,
+            "*".repeat(hidden),
+            &national[hidden..]
+        )
+    }
+
+    fn country_code_len(&self) -> usize {
+        match self.country_code {
+            0..=9 => 1,
+            10..=99 => 2,
+            _ => 3,
+        }
+    }
+}
+
+impl FromStr for PhoneNumber {
+    type Err = InvalidPhone;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PhoneNumber::parse(s)
+    }
+}
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = InvalidPhone;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        PhoneNumber::parse(&s)
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(p: PhoneNumber) -> Self {
+        p.e164
+    }
+}
+
+/// Prints the masked form, never the full number.
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// Prints the masked form, never the full number.
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({})", self.masked())
+    }
+}
+
+/// A first or last name: 1 to 256 characters, not blank, no control characters, stored as
+/// given. `Debug` and `Display` show only the first character (`J***`).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PersonName(String);
+string_newtype!(PersonName);
+
+impl PersonName {
+    /// Checks and wraps a name.
+    pub fn new(s: &str) -> Result<Self, Invalid> {
+        if s.trim().is_empty() {
+            return Err(Invalid::new(ErrorCode::Required, "must not be blank"));
+        }
+        check_text(s, 1, MAX_TEXT_CHARS)?;
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for PersonName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = self.0.trim_start().chars().next().unwrap_or('*');
+        write!(f, "{first}***")
+    }
+}
+
+impl fmt::Debug for PersonName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PersonName({self})")
+    }
+}
+
+/// An email address, checked for shape only: at most 254 characters, exactly one `@`, a
+/// non-empty local part, a domain with at least one dot and no empty labels, no whitespace
+/// or control characters. `Debug` and `Display` show `j***@example.com`.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+string_newtype!(Email);
+
+impl Email {
+    /// Checks and wraps an address.
+    pub fn new(s: &str) -> Result<Self, Invalid> {
+        if s.chars().count() > MAX_EMAIL_CHARS {
+            let message = format!("must be at most {MAX_EMAIL_CHARS} characters");
+            return Err(Invalid::new(ErrorCode::TooLong, message));
+        }
+        let bad = || {
+            Invalid::new(
+                ErrorCode::InvalidFormat,
+                "must be an email address like name@example.com",
+            )
+        };
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = s.split_once('@').ok_or_else(bad)?;
+        let labels_ok = domain.contains('.') && domain.split('.').all(|label| !label.is_empty());
+        if local.is_empty() || domain.contains('@') || !labels_ok {
+            return Err(bad());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The part after the `@`.
+    pub fn domain(&self) -> &str {
+        self.0.split_once('@').map_or("", |(_, d)| d)
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = self.0.chars().next().unwrap_or('*');
+        write!(f, "{first}***@{}", self.domain())
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({self})")
+    }
+}
+
+/// The last four digits of a Social Security number: exactly 4 ASCII digits.
+/// `Debug` and `Display` print `****`.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SsnLastFour(String);
+string_newtype!(SsnLastFour);
+
+impl SsnLastFour {
+    /// Checks and wraps the digits.
+    pub fn new(s: &str) -> Result<Self, Invalid> {
+        if s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(Invalid::new(
+                ErrorCode::InvalidFormat,
+                "must be exactly 4 digits",
+            ))
+        }
+    }
+}
+
+impl fmt::Display for SsnLastFour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+impl fmt::Debug for SsnLastFour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SsnLastFour(****)")
+    }
+}
+
+/// A date of birth, serialized as `YYYY-MM-DD`. `Debug` and `Display` print `****-**-**`.
+///
+/// [`Birthday::parse`] checks the range against `today`; deserializing (from storage)
+/// checks only the format.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Birthday(NaiveDate);
+
+impl Birthday {
+    /// A date in `MIN_BIRTH_YEAR..=today`.
+    pub fn new(date: NaiveDate, today: NaiveDate) -> Result<Self, Invalid> {
+        if date > today {
+            return Err(Invalid::new(
+                ErrorCode::OutOfRange,
+                "must not be in the future",
+            ));
+        }
+        if date.year() < MIN_BIRTH_YEAR {
+            let message = format!("must not be before {MIN_BIRTH_YEAR}-01-01");
+            return Err(Invalid::new(ErrorCode::OutOfRange, message));
+        }
+        Ok(Self(date))
+    }
+
+    /// Parses exactly `YYYY-MM-DD` (a real calendar date) and checks the range.
+    pub fn parse(s: &str, today: NaiveDate) -> Result<Self, Invalid> {
+        let bad = || {
+            Invalid::new(
+                ErrorCode::InvalidFormat,
+                "must be a real date in YYYY-MM-DD form",
+            )
+        };
+        let shape_ok = s.len() == 10
+            && s.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        if !shape_ok {
+            return Err(bad());
+        }
+        let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())?;
+        Self::new(date, today)
+    }
+
+    /// The date. It is personal data: do not log it.
+    pub fn date(&self) -> NaiveDate {
+        self.0
+    }
+}
+
+impl fmt::Display for Birthday {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****-**-**")
+    }
+}
+
+impl fmt::Debug for Birthday {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Birthday(****-**-**)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn us_number_parses_with_country_and_area_code() {
+        let p = PhoneNumber::parse("+14155552671").unwrap();
+        assert_eq!(p.as_e164(), "+14155552671");
+        assert_eq!(p.country_code(), 1);
+        assert_eq!(p.national_digits(), "4155552671");
+        assert_eq!(p.nanp_area_code(), Some(415));
+    }
+
+    #[test]
+    fn unassigned_documentation_number_from_the_seed_is_accepted() {
+        let p = PhoneNumber::parse("+15551234567").unwrap();
+        assert_eq!(p.nanp_area_code(), Some(555));
+        // Exchange 123 is only tolerated in the example area code 555.
+        assert_eq!(
+            PhoneNumber::parse("+14151234567"),
+            Err(InvalidPhone::NanpExchange)
+        );
+    }
+
+    #[test]
+    fn international_numbers_keep_their_country_code_and_have_no_area_code() {
+        let uk = PhoneNumber::parse("+442071838750").unwrap();
+        assert_eq!(uk.country_code(), 44);
+        assert_eq!(uk.nanp_area_code(), None);
+        // Italian fixed lines keep their leading zero in E.164.
+        let it = PhoneNumber::parse("+390236618300").unwrap();
+        assert_eq!(it.country_code(), 39);
+        assert_eq!(it.national_digits(), "0236618300");
+        let tollfree = PhoneNumber::parse("+80012345678").unwrap();
+        assert_eq!(tollfree.country_code(), 800);
+        assert_eq!(tollfree.national_digits(), "12345678");
+    }
+
+    #[test]
+    fn anything_but_exact_e164_is_rejected() {
+        let cases = [
+            ("", InvalidPhone::Empty),
+            ("4155552671", InvalidPhone::NotE164),
+            ("+1 415 555 2671", InvalidPhone::NotE164),
+            ("+1-415-555-2671", InvalidPhone::NotE164),
+            ("+1(415)5552671", InvalidPhone::NotE164),
+            ("+04155552671", InvalidPhone::NotE164),
+            ("+1", InvalidPhone::NotE164),
+            ("+1234567890123456", InvalidPhone::NotE164),
+            ("tel:+14155552671", InvalidPhone::NotE164),
+            ("+14155552671 ", InvalidPhone::NotE164),
+            ("+١٤١٥٥٥٥٢٦٧١", InvalidPhone::NotE164),
+            ("+999123456", InvalidPhone::UnknownCountryCode),
+            ("+4402071838750", InvalidPhone::NotCanonical),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(PhoneNumber::parse(input), Err(expected), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn nanp_numbers_need_ten_digits_and_valid_area_and_exchange() {
+        let cases = [
+            ("+1415555267", InvalidPhone::NanpLength),
+            ("+141555526711", InvalidPhone::NanpLength),
+            ("+10155552671", InvalidPhone::NanpAreaCode),
+            ("+11155552671", InvalidPhone::NanpAreaCode),
+            ("+14150552671", InvalidPhone::NanpExchange),
+            ("+14151552671", InvalidPhone::NanpExchange),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(PhoneNumber::parse(input), Err(expected), "{input:?}");
+        }
+        assert!(PhoneNumber::parse("+12002002000").is_ok());
+    }
+
+    #[test]
+    fn debug_and_display_mask_all_but_country_code_and_last_four() {
+        let p = PhoneNumber::parse("+15551231234").unwrap();
+        assert_eq!(p.masked(), "+1******1234");
+        assert_eq!(p.to_string(), "+1******1234");
+        let debug = format!("{p:?}");
+        assert!(debug.contains("+1******1234"), "{debug}");
+        assert!(!debug.contains("555123"), "{debug}");
+        let opt = format!("{:?}", Some(&p));
+        assert!(!opt.contains("5551231234"), "{opt}");
+    }
+
+    #[test]
+    fn short_numbers_never_show_half_their_digits() {
+        let p = PhoneNumber::parse("+3612345").unwrap();
+        assert_eq!(p.masked(), "+36***45");
+    }
+
+    #[test]
+    fn serde_uses_the_full_e164_string() {
+        let p = PhoneNumber::parse("+14155552671").unwrap();
+        assert_eq!(serde_json::to_string(&p).unwrap(), "\"+14155552671\"");
+        let back: PhoneNumber = serde_json::from_str("\"+14155552671\"").unwrap();
+        assert_eq!(back, p);
+        assert!(serde_json::from_str::<PhoneNumber>("\"415-555-2671\"").is_err());
+    }
+
+    #[test]
+    fn rejection_messages_never_contain_the_number_and_read_well_per_field() {
+        let inputs = [
+            "",
+            "+1 415",
+            "+999123456",
+            "+4402071838750",
+            "+1415555267",
+            "+10155552671",
+            "+14150552671",
+        ];
+        for input in inputs {
+            let e = PhoneNumber::parse(input).unwrap_err();
+            assert!(!e.to_string().contains("415"), "{e}");
+            assert!(e.to_string().starts_with("phone number "), "{e}");
+            let invalid = Invalid::from(e).at("phoneNumber");
+            assert!(
+                !invalid.message.contains("phone number"),
+                "{}",
+                invalid.message
+            );
+        }
+        let e = Invalid::from(InvalidPhone::NanpExchange).at("phoneNumber");
+        assert_eq!(
+            e.message,
+            "phoneNumber has a +1 (NANP) exchange code that does not start with 2-9"
+        );
+    }
+
+    fn may_first() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, 1).unwrap()
+    }
+
+    #[test]
+    fn email_needs_one_at_a_local_part_and_a_dotted_domain() {
+        for ok in ["a@b.co", "jane.doe+x@mail.example.com"] {
+            assert!(Email::new(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "@b.co", "a@b", "a@@b.co", "a@b@c.co", "a b@c.co", "a@.co", "a@b.", "a@b..co",
+        ] {
+            assert!(Email::new(bad).is_err(), "{bad}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(Email::new(&long).unwrap_err().code, ErrorCode::TooLong);
+    }
+
+    #[test]
+    fn pii_newtypes_mask_when_formatted_but_serialize_the_value() {
+        let today = may_first();
+        let name = PersonName::new("Jane").unwrap();
+        assert_eq!(format!("{name:?} {name}"), "PersonName(J***) J***");
+        let email = Email::new("jane@example.com").unwrap();
+        assert_eq!(
+            format!("{email:?} {email}"),
+            "Email(j***@example.com) j***@example.com"
+        );
+        let ssn = SsnLastFour::new("1234").unwrap();
+        assert_eq!(format!("{ssn:?} {ssn}"), "SsnLastFour(****) ****");
+        let birthday = Birthday::parse("1985-06-15", today).unwrap();
+        assert_eq!(
+            format!("{birthday:?} {birthday}"),
+            "Birthday(****-**-**) ****-**-**"
+        );
+        assert_eq!(serde_json::to_value(&name).unwrap(), "Jane");
+        assert_eq!(serde_json::to_value(&email).unwrap(), "jane@example.com");
+        assert_eq!(serde_json::to_value(&ssn).unwrap(), "1234");
+        assert_eq!(serde_json::to_value(birthday).unwrap(), "1985-06-15");
+    }
+
+    #[test]
+    fn birthday_today_is_accepted_and_odd_date_shapes_are_not() {
+        let today = may_first();
+        assert!(Birthday::parse("2026-05-01", today).is_ok());
+        assert!(Birthday::parse("1900-01-01", today).is_ok());
+        for bad in [
+            "+1985-06-15",
+            "85-06-15",
+            "1985-6-15",
+            "1985-06-15 ",
+            "1985/06/15",
+        ] {
+            assert_eq!(
+                Birthday::parse(bad, today).unwrap_err().code,
+                ErrorCode::InvalidFormat,
+                "{bad}"
+            );
+        }
+    }
+}

@@ -135,15 +135,15 @@ impl Candidates {
     }
 
     fn add(&mut self, cand: Candidate) {
-        if let Some(z) = cand.zone {
-            if !self.zones.contains(&z) {
-                self.zones.push(z);
-            }
+        if let Some(z) = cand.zone
+            && !self.zones.contains(&z)
+        {
+            self.zones.push(z);
         }
-        if let Some(s) = cand.state {
-            if !self.states.contains(&s) {
-                self.states.push(s);
-            }
+        if let Some(s) = cand.state
+            && !self.states.contains(&s)
+        {
+            self.states.push(s);
         }
         self.signals.push(cand);
     }

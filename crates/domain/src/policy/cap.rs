@@ -17,18 +17,27 @@ pub fn check_cap(
     history: &[Contact],
 ) -> Option<(Option<Tz>, DateTime<Utc>)> {
     let max = cap.max as usize;
-    let counted =
-        |c: &&Contact| c.at <= t && c.kind.counted_by(cap.count) && c.same_key(subject, &cap.key);
+    // Every contact either span can see lies after `t - reach`: the rolling duration, or n
+    // local days (today is day one, so at most n*24 h plus a DST hour back; +2 h is safe).
+    let reach = cap.span.rolling.unwrap_or_default().max(
+        cap.span
+            .local_days
+            .map_or_else(Duration::zero, |n| Duration::hours(i64::from(n) * 24 + 2)),
+    );
+    let mut recent: Vec<DateTime<Utc>> = history
+        .iter()
+        .filter(|c| c.at <= t && c.at > t - reach)
+        .filter(|c| c.kind.counted_by(cap.count) && c.same_key(subject, &cap.key))
+        .map(|c| c.at)
+        .collect();
+    if recent.len() < max {
+        return None;
+    }
+    recent.sort_unstable();
     let mut worst: Option<(Option<Tz>, DateTime<Utc>)> = None;
     if let Some(w) = cap.span.rolling {
-        let mut inside: Vec<DateTime<Utc>> = history
-            .iter()
-            .filter(counted)
-            .map(|c| c.at)
-            .filter(|at| *at > t - w)
-            .collect();
+        let inside = &recent[recent.partition_point(|at| *at <= t - w)..];
         if inside.len() >= max {
-            inside.sort_unstable();
             // The cap frees up when the oldest contact that keeps the count at `max` leaves.
             worst = later(worst, (None, inside[inside.len() - max] + w));
         }
@@ -36,22 +45,11 @@ pub fn check_cap(
     if let Some(n) = cap.span.local_days {
         for &zone in zones {
             let first_day = local_date(zone, t) - Duration::days(i64::from(n) - 1);
-            let mut inside: Vec<DateTime<Utc>> = history
-                .iter()
-                .filter(counted)
-                .map(|c| c.at)
-                .filter(|at| local_date(zone, *at) >= first_day)
-                .collect();
+            let inside = &recent[recent.partition_point(|at| local_date(zone, *at) < first_day)..];
             if inside.len() >= max {
-                inside.sort_unstable();
                 let day = local_date(zone, inside[inside.len() - max]);
-                worst = later(
-                    worst,
-                    (
-                        Some(zone),
-                        start_of_day(zone, day + Duration::days(i64::from(n))),
-                    ),
-                );
+                let free = start_of_day(zone, day + Duration::days(i64::from(n)));
+                worst = later(worst, (Some(zone), free));
             }
         }
     }

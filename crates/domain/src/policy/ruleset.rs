@@ -402,10 +402,10 @@ fn meta(def: &RuleDef) -> Result<RuleMeta, RulesetError> {
             .ok_or_else(|| err(&format!("unknown state code {s:?}")))?;
         states.push(state);
     }
-    if let (Some(f), Some(u)) = (def.effective_from, def.effective_until) {
-        if f >= u {
-            return Err(err("effective_from must be before effective_until"));
-        }
+    if let (Some(f), Some(u)) = (def.effective_from, def.effective_until)
+        && f >= u
+    {
+        return Err(err("effective_from must be before effective_until"));
     }
     let _ = &def.note;
     Ok(RuleMeta {
