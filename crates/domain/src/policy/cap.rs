@@ -1,108 +1,102 @@
 //! Evaluating frequency caps and quiet periods against the contact history.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use super::contact::{Contact, Subject};
+use super::contact::Subject;
+use super::history::History;
 use super::local::{local_date, start_of_day};
 use super::ruleset::{CapRule, CooldownRule, Span};
+
+type Bound = Option<(Option<Tz>, DateTime<Utc>)>;
+
+/// How far back a span can see: the rolling duration, or n local days (today is day one,
+/// so at most n*24 h plus a DST hour back; 2 h covers it).
+fn reach(span: &Span) -> Duration {
+    let days = span
+        .local_days
+        .map_or_else(Duration::zero, |n| Duration::hours(i64::from(n) * 24 + 2));
+    span.rolling.unwrap_or_default().max(days)
+}
 
 /// If `cap` blocks a dial at `t`, the zone that decided (for local-day spans) and the
 /// earliest instant at which the cap alone allows one. Contacts after `t` are ignored.
 pub fn check_cap(
     cap: &CapRule,
-    zones: &[Tz],
     t: DateTime<Utc>,
     subject: &Subject<'_>,
-    history: &[Contact],
-) -> Option<(Option<Tz>, DateTime<Utc>)> {
+    history: &History<'_>,
+) -> Bound {
     let max = cap.max as usize;
-    // Every contact either span can see lies after `t - reach`: the rolling duration, or n
-    // local days (today is day one, so at most n*24 h plus a DST hour back; +2 h is safe).
-    let reach = cap.span.rolling.unwrap_or_default().max(
-        cap.span
-            .local_days
-            .map_or_else(Duration::zero, |n| Duration::hours(i64::from(n) * 24 + 2)),
-    );
-    let mut recent: Vec<DateTime<Utc>> = history
-        .iter()
-        .filter(|c| c.at <= t && c.at > t - reach)
-        .filter(|c| c.kind.counted_by(cap.count) && c.same_key(subject, &cap.key))
-        .map(|c| c.at)
+    let all = history.contacts();
+    let recent: Vec<usize> = history
+        .range(t - reach(&cap.span), t)
+        .filter(|&i| all[i].kind.counted_by(cap.count) && all[i].same_key(subject, &cap.key))
         .collect();
     if recent.len() < max {
         return None;
     }
-    recent.sort_unstable();
-    let mut worst: Option<(Option<Tz>, DateTime<Utc>)> = None;
+    let mut worst = None;
     if let Some(w) = cap.span.rolling {
-        let inside = &recent[recent.partition_point(|at| *at <= t - w)..];
+        let inside = &recent[recent.partition_point(|&i| all[i].at <= t - w)..];
         if inside.len() >= max {
             // The cap frees up when the oldest contact that keeps the count at `max` leaves.
-            worst = later(worst, (None, inside[inside.len() - max] + w));
+            worst = later(worst, None, all[inside[inside.len() - max]].at + w);
         }
     }
     if let Some(n) = cap.span.local_days {
-        for &zone in zones {
+        for (z, &zone) in history.zones().iter().enumerate() {
             let first_day = local_date(zone, t) - Duration::days(i64::from(n) - 1);
-            let inside = &recent[recent.partition_point(|at| local_date(zone, *at) < first_day)..];
+            let inside = &recent[recent.partition_point(|&i| history.date(i, z) < first_day)..];
             if inside.len() >= max {
-                let day = local_date(zone, inside[inside.len() - max]);
-                let free = start_of_day(zone, day + Duration::days(i64::from(n)));
-                worst = later(worst, (Some(zone), free));
+                let day = history.date(inside[inside.len() - max], z);
+                worst = later(worst, Some(zone), day_after(zone, day, n));
             }
         }
     }
     worst
 }
 
-/// If `rule` blocks a dial at `t`, the deciding zone and the end of the quiet period.
+/// If `rule` blocks a dial at `t`, the deciding zone and the end of the quiet period: the
+/// rolling end, and per zone the start of local day D + n where D (the event's date) is
+/// day one.
 pub fn check_cooldown(
     rule: &CooldownRule,
-    zones: &[Tz],
     t: DateTime<Utc>,
     subject: &Subject<'_>,
-    history: &[Contact],
-) -> Option<(Option<Tz>, DateTime<Utc>)> {
+    history: &History<'_>,
+) -> Bound {
+    let all = history.contacts();
     let mut worst = None;
-    for event in history
-        .iter()
-        .filter(|c| c.at <= t && c.kind.counted_by(rule.after) && c.same_key(subject, &rule.key))
-    {
-        for (zone, end) in quiet_until(rule.span, zones, event.at) {
-            if t < end {
-                worst = later(worst, (zone, end));
+    for i in history.range(t - reach(&rule.span), t) {
+        let event = &all[i];
+        if !(event.kind.counted_by(rule.after) && event.same_key(subject, &rule.key)) {
+            continue;
+        }
+        if let Some(w) = rule.span.rolling {
+            if t < event.at + w {
+                worst = later(worst, None, event.at + w);
+            }
+        }
+        if let Some(n) = rule.span.local_days {
+            for (z, &zone) in history.zones().iter().enumerate() {
+                let end = day_after(zone, history.date(i, z), n);
+                if t < end {
+                    worst = later(worst, Some(zone), end);
+                }
             }
         }
     }
     worst
 }
 
-/// Ends of the quiet period after an event at `at`: the rolling end, and per zone the start
-/// of local day D + n where D (the event's date) is day one.
-fn quiet_until(
-    span: Span,
-    zones: &[Tz],
-    at: DateTime<Utc>,
-) -> impl Iterator<Item = (Option<Tz>, DateTime<Utc>)> + '_ {
-    let rolling = span.rolling.map(|w| (None, at + w));
-    let days = span.local_days.into_iter().flat_map(move |n| {
-        zones.iter().map(move |&z| {
-            (
-                Some(z),
-                start_of_day(z, local_date(z, at) + Duration::days(i64::from(n))),
-            )
-        })
-    });
-    rolling.into_iter().chain(days)
+fn day_after(zone: Tz, day: NaiveDate, n: u32) -> DateTime<Utc> {
+    start_of_day(zone, day + Duration::days(i64::from(n)))
 }
 
-fn later(
-    a: Option<(Option<Tz>, DateTime<Utc>)>,
-    b: (Option<Tz>, DateTime<Utc>),
-) -> Option<(Option<Tz>, DateTime<Utc>)> {
+fn later(a: Bound, zone: Option<Tz>, at: DateTime<Utc>) -> Bound {
     match a {
-        Some(a) if a.1 >= b.1 => Some(a),
-        _ => Some(b),
+        Some(a) if a.1 >= at => Some(a),
+        _ => Some((zone, at)),
     }
 }

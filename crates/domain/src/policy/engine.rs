@@ -10,6 +10,7 @@ use super::candidates::Candidates;
 use super::cap::{check_cap, check_cooldown};
 use super::contact::{Contact, Subject};
 use super::decision::{Block, Decision, Reason};
+use super::history::History;
 use super::ruleset::{CapRule, CooldownRule, Ruleset, WindowRule};
 use super::window;
 use crate::task::Purpose;
@@ -99,10 +100,31 @@ impl<'r> Prepared<'r> {
             .chain(self.cooldowns.iter().map(|c| &*c.meta.id))
     }
 
+    /// Prepare a contact history for repeated decisions ([`Prepared::decide_with`]).
+    pub fn history(&self, contacts: &[Contact]) -> History<'_> {
+        History::new(&self.zones, contacts)
+    }
+
     /// May we dial at `t`? If not: every rule that blocks, and the earliest lawful instant
-    /// within the ruleset's search horizon. `history` holds contacts at or before `t`
-    /// (later ones are ignored), in any order.
-    pub fn decide(&self, t: DateTime<Utc>, subject: &Subject<'_>, history: &[Contact]) -> Decision {
+    /// within the ruleset's search horizon. `contacts` are the person's past contacts in
+    /// any order; those after `t` are ignored.
+    pub fn decide(
+        &self,
+        t: DateTime<Utc>,
+        subject: &Subject<'_>,
+        contacts: &[Contact],
+    ) -> Decision {
+        self.decide_with(t, subject, &self.history(contacts))
+    }
+
+    /// [`Prepared::decide`] with a history prepared by [`Prepared::history`] (its zones must
+    /// be this policy's candidate zones).
+    pub fn decide_with(
+        &self,
+        t: DateTime<Utc>,
+        subject: &Subject<'_>,
+        history: &History<'_>,
+    ) -> Decision {
         let searched_until = t + self.set.search_horizon;
         let blocks = self.blocks_at(t, subject, history, searched_until);
         if blocks.is_empty() {
@@ -138,15 +160,16 @@ impl<'r> Prepared<'r> {
     }
 
     /// Whether a dial at `t` is lawful (no search for the next instant).
-    pub fn allows(&self, t: DateTime<Utc>, subject: &Subject<'_>, history: &[Contact]) -> bool {
-        self.blocks_at(t, subject, history, t).is_empty()
+    pub fn allows(&self, t: DateTime<Utc>, subject: &Subject<'_>, contacts: &[Contact]) -> bool {
+        self.blocks_at(t, subject, &self.history(contacts), t)
+            .is_empty()
     }
 
     fn blocks_at(
         &self,
         t: DateTime<Utc>,
         subject: &Subject<'_>,
-        history: &[Contact],
+        history: &History<'_>,
         limit: DateTime<Utc>,
     ) -> Vec<Block> {
         let mut blocks = Vec::new();
@@ -172,7 +195,7 @@ impl<'r> Prepared<'r> {
             }
         }
         for cap in &self.caps {
-            if let Some((zone, until)) = check_cap(cap, &self.zones, t, subject, history) {
+            if let Some((zone, until)) = check_cap(cap, t, subject, history) {
                 blocks.push(Block {
                     rule: cap.meta.id.clone(),
                     reason: Reason::FrequencyCap,
@@ -182,7 +205,7 @@ impl<'r> Prepared<'r> {
             }
         }
         for rule in &self.cooldowns {
-            if let Some((zone, until)) = check_cooldown(rule, &self.zones, t, subject, history) {
+            if let Some((zone, until)) = check_cooldown(rule, t, subject, history) {
                 blocks.push(Block {
                     rule: rule.meta.id.clone(),
                     reason: Reason::Cooldown,

@@ -7,6 +7,7 @@ pub mod cap;
 pub mod contact;
 pub mod decision;
 pub mod engine;
+pub mod history;
 pub mod local;
 pub mod ruleset;
 pub mod window;
@@ -15,6 +16,7 @@ pub use candidates::{Candidate, Candidates, LocationFacts, Source};
 pub use contact::{Contact, ContactKind, Subject};
 pub use decision::{Block, Decision, Reason};
 pub use engine::{NO_LOCATION_RULE, Prepared};
+pub use history::History;
 pub use ruleset::{LoadOptions, RuleId, Ruleset, RulesetError, Status};
 
 /// The IANA time-zone database version compiled in (via chrono-tz); record it with decisions.

@@ -85,7 +85,7 @@ pub struct Request<'a, 'r> {
 pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
     let end = req.start + cadence.horizon;
     let slots = slots(cadence, req.zone, req.start, end);
-    let mut history: Vec<Contact> = req.history.to_vec();
+    let mut history = req.policy.history(req.history);
     let mut plan = Plan::default();
     let mut last: Option<DateTime<Utc>> = None;
     for (i, &slot) in slots.iter().enumerate() {
@@ -98,7 +98,7 @@ pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
             continue;
         }
         let t = last.map_or(slot, |l| slot.max(l + cadence.min_gap));
-        let decision = req.policy.decide(t, &req.subject, &history);
+        let decision = req.policy.decide_with(t, &req.subject, &history);
         let blocks = decision.blocks().to_vec();
         let at = match decision.earliest_allowed() {
             Some(at) if at < end => at,
