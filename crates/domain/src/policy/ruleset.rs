@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::calendar::{self, Calendar, CalendarDef};
+use super::window::DayCache;
 use crate::task::Purpose;
 use crate::us_state::UsState;
 
@@ -180,6 +181,8 @@ pub type Secs = u32;
 /// A local calling window by weekday with optional holiday closure.
 #[derive(Debug, Clone)]
 pub struct WindowRule {
+    /// Position in [`Ruleset::windows`].
+    pub index: usize,
     /// Common fields.
     pub meta: RuleMeta,
     /// Allowed `[start, end)` local seconds-of-day per weekday (index = days from Monday);
@@ -279,6 +282,8 @@ pub struct Ruleset {
     pub caps: Vec<CapRule>,
     /// Quiet periods.
     pub cooldowns: Vec<CooldownRule>,
+    /// Memo of window days, shared by clones (rules are not changed after loading).
+    pub(crate) day_cache: Arc<DayCache>,
 }
 
 impl Ruleset {
@@ -311,6 +316,7 @@ impl Ruleset {
             windows: Vec::new(),
             caps: Vec::new(),
             cooldowns: Vec::new(),
+            day_cache: Arc::default(),
         };
         let mut ids: Vec<&str> = Vec::new();
         for def in &file.rules {
@@ -324,6 +330,7 @@ impl Ruleset {
             }
             match def.kind {
                 KindDef::Window => set.windows.push(window(
+                    set.windows.len(),
                     def,
                     meta,
                     &set.calendars,
@@ -429,6 +436,7 @@ fn only_window_fields(def: &RuleDef) -> bool {
 }
 
 fn window(
+    index: usize,
     def: &RuleDef,
     meta: RuleMeta,
     calendars: &[Calendar],
@@ -506,6 +514,7 @@ fn window(
         );
     }
     Ok(WindowRule {
+        index,
         meta,
         hours: out,
         holidays,

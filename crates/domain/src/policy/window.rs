@@ -1,5 +1,8 @@
 //! Evaluating one time-window rule in one zone.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
@@ -18,8 +21,40 @@ pub enum Day {
     Open(DateTime<Utc>, DateTime<Utc>),
 }
 
+/// Memo of [`day`] per (window rule, zone, local date). The answer does not depend on the
+/// customer, so one cache serves every decision made with a ruleset; it is cleared when it
+/// reaches [`DayCache::CAPACITY`] entries.
+#[derive(Debug, Default)]
+pub struct DayCache {
+    map: RwLock<HashMap<(usize, Tz, NaiveDate), Day>>,
+}
+
+impl DayCache {
+    /// Most entries kept (about 40 bytes each).
+    pub const CAPACITY: usize = 250_000;
+
+    fn get(&self, rule: &WindowRule, set: &Ruleset, zone: Tz, date: NaiveDate) -> Day {
+        let key = (rule.index, zone, date);
+        if let Some(day) = self.map.read().ok().and_then(|m| m.get(&key).copied()) {
+            return day;
+        }
+        let day = compute(rule, set, zone, date);
+        if let Ok(mut m) = self.map.write() {
+            if m.len() >= Self::CAPACITY {
+                m.clear();
+            }
+            m.insert(key, day);
+        }
+        day
+    }
+}
+
 /// The rule's allowance on local `date` in `zone`.
 pub fn day(rule: &WindowRule, set: &Ruleset, zone: Tz, date: NaiveDate) -> Day {
+    set.day_cache.get(rule, set, zone, date)
+}
+
+fn compute(rule: &WindowRule, set: &Ruleset, zone: Tz, date: NaiveDate) -> Day {
     if !rule.meta.in_force_on(date) {
         return Day::Unbound;
     }

@@ -88,6 +88,9 @@ pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
     let mut history = req.policy.history(req.history);
     let mut plan = Plan::default();
     let mut last: Option<DateTime<Utc>> = None;
+    // The last denied decision `(t, next lawful, blocks)`, valid until a call is planned:
+    // no instant in [t, next) is lawful, so a later slot inside it needs no new decision.
+    let mut known: Option<(DateTime<Utc>, DateTime<Utc>, Vec<Block>)> = None;
     for (i, &slot) in slots.iter().enumerate() {
         if plan.calls.len() >= cadence.max_attempts as usize {
             plan.dropped.push(DroppedSlot {
@@ -98,9 +101,18 @@ pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
             continue;
         }
         let t = last.map_or(slot, |l| slot.max(l + cadence.min_gap));
-        let decision = req.policy.decide_with(t, &req.subject, &history);
-        let blocks = decision.blocks().to_vec();
-        let at = match decision.earliest_allowed() {
+        let (next, blocks) = match &known {
+            Some((from, next, blocks)) if *from <= t && t <= *next => (Some(*next), blocks.clone()),
+            _ => {
+                let decision = req.policy.decide_with(t, &req.subject, &history);
+                let next = decision.earliest_allowed();
+                if let (Some(n), false) = (next, decision.is_allow()) {
+                    known = Some((t, n, decision.blocks().to_vec()));
+                }
+                (next, decision.blocks().to_vec())
+            }
+        };
+        let at = match next {
             Some(at) if at < end => at,
             _ => {
                 plan.dropped.push(DroppedSlot {
@@ -126,6 +138,7 @@ pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
             kind: ContactKind::Placed,
         });
         last = Some(at);
+        known = None;
         plan.calls.push(PlannedCall {
             at,
             local: at.with_timezone(&req.zone).naive_local(),
