@@ -73,10 +73,10 @@ pub fn check_cooldown(
         if !(event.kind.counted_by(rule.after) && event.same_key(subject, &rule.key)) {
             continue;
         }
-        if let Some(w) = rule.span.rolling {
-            if t < event.at + w {
-                worst = later(worst, None, event.at + w);
-            }
+        if let Some(w) = rule.span.rolling
+            && t < event.at + w
+        {
+            worst = later(worst, None, event.at + w);
         }
         if let Some(n) = rule.span.local_days {
             for (z, &zone) in history.zones().iter().enumerate() {
