@@ -1,1 +1,86 @@
-fn main() {}
+//! The `outdial` binary: the operator's entry point.
+//!
+//! Owns argument parsing, reading files and stdin, exit codes and printing; every decision
+//! is made by `outdial_domain`. This is the only crate that reads the wall clock (once, in
+//! [`main`], through `SystemClock`) and, later, the environment. Output is one JSON document
+//! on stdout; problems go to stderr. Exit codes: 0 done, 1 unusable input or file, 2 invalid
+//! customer (a `{"error": …}` envelope on stdout) or bad command line.
+
+mod customer;
+mod decide;
+mod preview;
+mod rules;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use outdial_domain::{Clock, SystemClock};
+use serde_json::Value;
+
+/// Exit code for a customer that fails validation (the error envelope is on stdout).
+const EXIT_INVALID_CUSTOMER: u8 = 2;
+
+/// Schedules and dispatches compliant outbound calls for lenders.
+#[derive(Debug, Parser)]
+#[command(name = "outdial", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Expand a customer's schedule into lawful call instants (nothing is dialed).
+    Preview(preview::PreviewArgs),
+    /// Decide whether a call at one instant is lawful and, if not, when it next is.
+    Decide(decide::DecideArgs),
+    /// Check calling rulesets.
+    Rules {
+        #[command(subcommand)]
+        command: rules::RulesCommand,
+    },
+    /// Run outdial. Until the HTTP API exists: preview the demo customer's schedules.
+    Run,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let now = SystemClock.now();
+    let result = match &cli.command {
+        Command::Preview(args) => preview::run(args, now),
+        Command::Decide(args) => decide::run(args, now),
+        Command::Rules { command } => rules::run(command),
+        Command::Run => preview::run_demo(now),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints one pretty JSON document and a newline to stdout. A reader that stops early
+/// (`outdial run | head`) is not an error.
+fn emit(doc: &Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let written = serde_json::to_writer_pretty(&mut out, doc)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write the output"),
+    }
+}
+
+/// Parses an RFC 3339 instant (`2026-11-23T05:00:00Z`, any offset) into UTC.
+fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e} (expected RFC 3339, e.g. 2026-11-23T05:00:00Z)"))
+}
