@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use super::contact::Subject;
 use super::history::History;
 use super::local::{local_date, start_of_day};
-use super::ruleset::{CapRule, CooldownRule, Span};
+use super::ruleset::{CapRule, CooldownRule, RuleMeta, Span};
 
 type Bound = Option<(Option<Tz>, DateTime<Utc>)>;
 
@@ -19,18 +19,58 @@ fn reach(span: &Span) -> Duration {
     span.rolling.unwrap_or_default().max(days)
 }
 
+/// Whether a cap or quiet period is in force at `t`: on the local date of `t` in any
+/// candidate zone (conservative where zones straddle an effective date).
+fn in_force(meta: &RuleMeta, t: DateTime<Utc>, zones: &[Tz]) -> bool {
+    if meta.effective_from.is_none() && meta.effective_until.is_none() {
+        return true;
+    }
+    zones.iter().any(|z| meta.in_force_on(local_date(*z, t)))
+}
+
+/// A block ends no later than the rule goes out of force in every zone.
+fn lapse(meta: &RuleMeta, zones: &[Tz], bound: Bound) -> Bound {
+    let (Some(until), Some((zone, free))) = (meta.effective_until, bound) else {
+        return bound;
+    };
+    let lapses = zones.iter().map(|z| start_of_day(*z, until)).max();
+    match lapses {
+        Some(l) if l < free => Some((None, l)),
+        _ => Some((zone, free)),
+    }
+}
+
 /// If `cap` blocks a dial at `t`, the zone that decided (for local-day spans) and the
-/// earliest instant at which the cap alone allows one. Contacts after `t` are ignored.
+/// earliest instant at which the cap alone allows one. Only contacts at or before `known`
+/// count (the instant the caller decides for: later contacts are not yet history).
 pub fn check_cap(
     cap: &CapRule,
     t: DateTime<Utc>,
+    known: DateTime<Utc>,
+    subject: &Subject<'_>,
+    history: &History<'_>,
+) -> Bound {
+    if !in_force(&cap.meta, t, history.zones()) {
+        return None;
+    }
+    lapse(
+        &cap.meta,
+        history.zones(),
+        count_cap(cap, t, known, subject, history),
+    )
+}
+
+fn count_cap(
+    cap: &CapRule,
+    t: DateTime<Utc>,
+    known: DateTime<Utc>,
     subject: &Subject<'_>,
     history: &History<'_>,
 ) -> Bound {
     let max = cap.max as usize;
     let all = history.contacts();
     let recent: Vec<usize> = history
-        .range(t - reach(&cap.span), t)
+        .range(t - reach(&cap.span), t.min(known))
         .filter(|&i| all[i].kind.counted_by(cap.count) && all[i].same_key(subject, &cap.key))
         .collect();
     if recent.len() < max {
@@ -59,16 +99,20 @@ pub fn check_cap(
 
 /// If `rule` blocks a dial at `t`, the deciding zone and the end of the quiet period: the
 /// rolling end, and per zone the start of local day D + n where D (the event's date) is
-/// day one.
+/// day one. Only events at or before `known` count.
 pub fn check_cooldown(
     rule: &CooldownRule,
     t: DateTime<Utc>,
+    known: DateTime<Utc>,
     subject: &Subject<'_>,
     history: &History<'_>,
 ) -> Bound {
+    if !in_force(&rule.meta, t, history.zones()) {
+        return None;
+    }
     let all = history.contacts();
     let mut worst = None;
-    for i in history.range(t - reach(&rule.span), t) {
+    for i in history.range(t - reach(&rule.span), t.min(known)) {
         let event = &all[i];
         if !(event.kind.counted_by(rule.after) && event.same_key(subject, &rule.key)) {
             continue;
@@ -87,7 +131,7 @@ pub fn check_cooldown(
             }
         }
     }
-    worst
+    lapse(&rule.meta, history.zones(), worst)
 }
 
 fn day_after(zone: Tz, day: NaiveDate, n: u32) -> DateTime<Utc> {

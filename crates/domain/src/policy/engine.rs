@@ -107,7 +107,8 @@ impl<'r> Prepared<'r> {
 
     /// May we dial at `t`? If not: every rule that blocks, and the earliest lawful instant
     /// within the ruleset's search horizon. `contacts` are the person's past contacts in
-    /// any order; those after `t` are ignored.
+    /// any order; those after `t` are not yet history and are ignored throughout, also
+    /// while searching for the next lawful instant.
     pub fn decide(
         &self,
         t: DateTime<Utc>,
@@ -126,7 +127,7 @@ impl<'r> Prepared<'r> {
         history: &History<'_>,
     ) -> Decision {
         let searched_until = t + self.set.search_horizon;
-        let blocks = self.blocks_at(t, subject, history, searched_until);
+        let blocks = self.blocks_at(t, t, subject, history, searched_until);
         if blocks.is_empty() {
             return Decision::Allow { at: t };
         }
@@ -137,7 +138,7 @@ impl<'r> Prepared<'r> {
             if blocks.iter().any(|b| b.until.is_none()) || c > searched_until {
                 break;
             }
-            let again = self.blocks_at(c, subject, history, searched_until);
+            let again = self.blocks_at(c, t, subject, history, searched_until);
             if again.is_empty() {
                 return Decision::Deny {
                     at: t,
@@ -161,13 +162,15 @@ impl<'r> Prepared<'r> {
 
     /// Whether a dial at `t` is lawful (no search for the next instant).
     pub fn allows(&self, t: DateTime<Utc>, subject: &Subject<'_>, contacts: &[Contact]) -> bool {
-        self.blocks_at(t, subject, &self.history(contacts), t)
+        self.blocks_at(t, t, subject, &self.history(contacts), t)
             .is_empty()
     }
 
+    /// Every rule blocking a dial at `t`, counting contacts at or before `known` only.
     fn blocks_at(
         &self,
         t: DateTime<Utc>,
+        known: DateTime<Utc>,
         subject: &Subject<'_>,
         history: &History<'_>,
         limit: DateTime<Utc>,
@@ -195,7 +198,7 @@ impl<'r> Prepared<'r> {
             }
         }
         for cap in &self.caps {
-            if let Some((zone, until)) = check_cap(cap, t, subject, history) {
+            if let Some((zone, until)) = check_cap(cap, t, known, subject, history) {
                 blocks.push(Block {
                     rule: cap.meta.id.clone(),
                     reason: Reason::FrequencyCap,
@@ -205,7 +208,7 @@ impl<'r> Prepared<'r> {
             }
         }
         for rule in &self.cooldowns {
-            if let Some((zone, until)) = check_cooldown(rule, t, subject, history) {
+            if let Some((zone, until)) = check_cooldown(rule, t, known, subject, history) {
                 blocks.push(Block {
                     rule: rule.meta.id.clone(),
                     reason: Reason::Cooldown,
