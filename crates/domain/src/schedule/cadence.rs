@@ -5,6 +5,7 @@ use std::str::FromStr;
 use chrono::{Duration, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
+use super::slots::CronSlots;
 use crate::task::ScheduleType;
 
 /// A cadence that cannot be used.
@@ -83,8 +84,8 @@ pub struct RetrySpacing {
 /// A validated cadence.
 #[derive(Debug, Clone)]
 pub struct Cadence {
-    /// Cron schedules in customer-local time.
-    pub crons: Vec<cron::Schedule>,
+    /// Cron schedules in customer-local time, with the memo of their matches.
+    pub crons: CronSlots,
     /// Explicit customer-local times.
     pub local_times: Vec<NaiveDateTime>,
     /// First attempt as soon as lawful.
@@ -151,7 +152,7 @@ impl Cadence {
             voicemail: duration("retry.voicemail", &def.retry.voicemail)?,
         };
         Ok(Cadence {
-            crons,
+            crons: CronSlots::new(crons),
             local_times: def.local_times.clone(),
             first_asap: def.first_asap,
             horizon,

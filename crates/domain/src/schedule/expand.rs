@@ -7,16 +7,13 @@
 //! dropped with its reason. A moved slot that would reach the next slot is dropped as
 //! superseded, so moving never bunches calls together.
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::cadence::Cadence;
-use crate::policy::local::earliest_at_or_after;
-use crate::policy::{Block, Contact, ContactKind, Prepared, Subject};
-
-/// Most slots considered in one expansion (bounds work for dense cron expressions).
-pub const MAX_SLOTS: usize = 2_000;
+pub use super::slots::MAX_SLOTS;
+use crate::policy::{Block, Contact, ContactKind, Decision, History, Prepared, Subject};
 
 /// One planned call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -84,15 +81,20 @@ pub struct Request<'a, 'r> {
 /// Expand `cadence` for one customer.
 pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
     let end = req.start + cadence.horizon;
-    let slots = slots(cadence, req.zone, req.start, end);
+    let slots = cadence.slots(req.zone, req.start, end);
+    let max_attempts = cadence.max_attempts as usize;
     let mut history = req.policy.history(req.history);
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        calls: Vec::with_capacity(slots.len().min(max_attempts)),
+        dropped: Vec::new(),
+    };
     let mut last: Option<DateTime<Utc>> = None;
-    // The last denied decision `(t, next lawful, blocks)`, valid until a call is planned:
-    // no instant in [t, next) is lawful, so a later slot inside it needs no new decision.
-    let mut known: Option<(DateTime<Utc>, DateTime<Utc>, Vec<Block>)> = None;
+    // The last decision, valid until a call is planned. A denial `(t, Some(next), blocks)`
+    // says no instant in [t, next) is lawful, so a later slot inside it needs no new
+    // decision.
+    let mut known: Option<Known> = None;
     for (i, &slot) in slots.iter().enumerate() {
-        if plan.calls.len() >= cadence.max_attempts as usize {
+        if plan.calls.len() >= max_attempts {
             plan.dropped.push(DroppedSlot {
                 slot,
                 reason: DropReason::MaxAttempts,
@@ -101,24 +103,17 @@ pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
             continue;
         }
         let t = last.map_or(slot, |l| slot.max(l + cadence.min_gap));
-        let (next, blocks) = match &known {
-            Some((from, next, blocks)) if *from <= t && t <= *next => (Some(*next), blocks.clone()),
-            _ => {
-                let decision = req.policy.decide_with(t, &req.subject, &history);
-                let next = decision.earliest_allowed();
-                if let (Some(n), false) = (next, decision.is_allow()) {
-                    known = Some((t, n, decision.blocks().to_vec()));
-                }
-                (next, decision.blocks().to_vec())
-            }
+        let k = match known {
+            Some(ref k) if k.covers(t) => k,
+            _ => known.insert(Known::decide(req, t, &history)),
         };
-        let at = match next {
+        let at = match k.next {
             Some(at) if at < end => at,
             _ => {
                 plan.dropped.push(DroppedSlot {
                     slot,
                     reason: DropReason::NoLawfulInstant,
-                    blocks,
+                    blocks: k.blocks.clone(),
                 });
                 continue;
             }
@@ -127,18 +122,22 @@ pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
             plan.dropped.push(DroppedSlot {
                 slot,
                 reason: DropReason::Superseded,
-                blocks,
+                blocks: k.blocks.clone(),
             });
             continue;
         }
+        let blocks = known.take().map(|k| k.blocks).unwrap_or_default();
+        // The planned call enters the history without debt or number. An unknown key
+        // part matches every subject (`Contact::same_key`), and the only subject decided
+        // on here is this one, whose debt and number the call would carry: the decisions
+        // are the same, without two string allocations per call.
         history.push(Contact {
             at,
-            debt: req.subject.debt.map(str::to_owned),
-            number: req.subject.number.map(str::to_owned),
+            debt: None,
+            number: None,
             kind: ContactKind::Placed,
         });
         last = Some(at);
-        known = None;
         plan.calls.push(PlannedCall {
             at,
             local: at.with_timezone(&req.zone).naive_local(),
@@ -149,46 +148,38 @@ pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
     plan
 }
 
-/// Cadence slots in `[start, end)`, sorted and distinct.
-fn slots(
-    cadence: &Cadence,
-    zone: Tz,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> Vec<DateTime<Utc>> {
-    let mut out = Vec::new();
-    if cadence.first_asap {
-        out.push(start);
-    }
-    let local_start = zone.from_utc_datetime(&start.naive_utc());
-    for schedule in &cadence.crons {
-        // `after` is exclusive; include a match exactly at `start`.
-        if schedule.includes(local_start) {
-            out.push(start);
-        }
-        out.extend(
-            schedule
-                .after(&local_start)
-                .map(|t| t.with_timezone(&Utc))
-                .take_while(|t| *t < end)
-                .take(MAX_SLOTS),
-        );
-    }
-    for local in &cadence.local_times {
-        let at = earliest_at_or_after(zone, local.date(), secs_of_day(local));
-        if at >= start && at < end {
-            out.push(at);
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out.truncate(MAX_SLOTS);
-    out
+/// A decision at `from`: the earliest lawful instant at or after it and the blocks at it.
+struct Known {
+    from: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+    blocks: Vec<Block>,
 }
 
-fn secs_of_day(t: &NaiveDateTime) -> u32 {
-    use chrono::Timelike;
-    t.time().num_seconds_from_midnight()
+impl Known {
+    fn decide(req: &Request<'_, '_>, t: DateTime<Utc>, history: &History<'_>) -> Self {
+        match req.policy.decide_with(t, &req.subject, history) {
+            Decision::Allow { at } => Known {
+                from: t,
+                next: Some(at),
+                blocks: Vec::new(),
+            },
+            Decision::Deny {
+                blocks,
+                next_allowed,
+                ..
+            } => Known {
+                from: t,
+                next: next_allowed,
+                blocks,
+            },
+        }
+    }
+
+    /// Whether the decision holds for `t` too: nothing is lawful in [from, next), and the
+    /// answer at `next` is known.
+    fn covers(&self, t: DateTime<Utc>) -> bool {
+        self.next.is_some_and(|next| self.from <= t && t <= next)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 pub mod cadence;
 pub mod expand;
+pub mod slots;
 
 pub use cadence::{Cadence, CadenceDef, CadenceError, RetryDef, RetrySpacing};
 pub use expand::{DropReason, DroppedSlot, Plan, PlannedCall, Request, expand};
+pub use slots::{CronSlots, MAX_SLOTS};

@@ -1,4 +1,4 @@
-use chrono::Duration;
+use chrono::{Duration, TimeZone};
 use chrono_tz::America::New_York;
 
 use super::*;
