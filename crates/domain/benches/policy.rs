@@ -14,6 +14,14 @@ use outdial_domain::task::{Purpose, ScheduleType};
 
 const N: u32 = 2_000_000;
 
+/// Decisions per measurement (`OUTDIAL_BENCH_DECISIONS` overrides, e.g. for profiling).
+fn decisions() -> u32 {
+    std::env::var("OUTDIAL_BENCH_DECISIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(N)
+}
+
 fn per_sec(label: &str, n: u32, f: impl FnMut(u32)) -> f64 {
     let mut f = f;
     // Warm up, then time.
@@ -35,7 +43,7 @@ fn main() {
     // Instants spread over one week, so allowed and denied instants both occur.
     let at = |i: u32| t0 + Duration::seconds(i64::from(i % 604_800));
 
-    let base = per_sec("baseline: utc->local (chrono-tz)", N, |i| {
+    let base = per_sec("baseline: utc->local (chrono-tz)", decisions(), |i| {
         black_box(black_box(at(i)).with_timezone(&America::New_York));
     });
 
@@ -45,15 +53,19 @@ fn main() {
         debt: Some("L1"),
         number: None,
     };
-    let d1 = per_sec("single-zone decision (NY, collection)", N, |i| {
+    let d1 = per_sec("single-zone decision (NY, collection)", decisions(), |i| {
         black_box(p1.decide(black_box(at(i)), &subject, &[]));
     });
     let three: [Tz; 3] = [America::New_York, America::Chicago, America::Denver];
     let c3 = Candidates::explicit(&three, &[UsState::FL, UsState::GA]);
     let p3 = set.prepare(&c3, Purpose::Collection);
-    let d3 = per_sec("three-zone decision (FL/GA, collection)", N, |i| {
-        black_box(p3.decide(black_box(at(i)), &subject, &[]));
-    });
+    let d3 = per_sec(
+        "three-zone decision (FL/GA, collection)",
+        decisions(),
+        |i| {
+            black_box(p3.decide(black_box(at(i)), &subject, &[]));
+        },
+    );
     // Schedule expansion: 100,000 customers' default collections cadence (3 weeks of two
     // weekday slots, Reg F caps), customers spread over six zones and start instants.
     let cadence =
@@ -71,7 +83,10 @@ fn main() {
         .iter()
         .map(|z| (*z, Candidates::explicit(&[*z], &[UsState::TX])))
         .collect();
-    let customers = 100_000u32;
+    let customers: u32 = std::env::var("OUTDIAL_BENCH_CUSTOMERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let start = Instant::now();
     let mut calls = 0usize;
     for i in 0..customers {

@@ -5,7 +5,7 @@ use chrono_tz::Tz;
 
 use super::contact::Subject;
 use super::history::History;
-use super::local::{local_date, start_of_day};
+use super::local::start_of_day;
 use super::ruleset::{CapRule, CooldownRule, RuleMeta, Span};
 
 type Bound = Option<(Option<Tz>, DateTime<Utc>)>;
@@ -19,13 +19,10 @@ fn reach(span: &Span) -> Duration {
     span.rolling.unwrap_or_default().max(days)
 }
 
-/// Whether a cap or quiet period is in force at `t`: on the local date of `t` in any
-/// candidate zone (conservative where zones straddle an effective date).
-fn in_force(meta: &RuleMeta, t: DateTime<Utc>, zones: &[Tz]) -> bool {
-    if meta.effective_from.is_none() && meta.effective_until.is_none() {
-        return true;
-    }
-    zones.iter().any(|z| meta.in_force_on(local_date(*z, t)))
+/// Whether a cap or quiet period is in force on any of `dates` (the local dates of the
+/// instant in each candidate zone: conservative where zones straddle an effective date).
+fn in_force(meta: &RuleMeta, dates: &[NaiveDate]) -> bool {
+    dates.iter().any(|d| meta.in_force_on(*d))
 }
 
 /// A block ends no later than the rule goes out of force in every zone.
@@ -46,51 +43,54 @@ fn lapse(meta: &RuleMeta, zones: &[Tz], bound: Bound) -> Bound {
 pub fn check_cap(
     cap: &CapRule,
     t: DateTime<Utc>,
+    dates: &[NaiveDate],
     known: DateTime<Utc>,
     subject: &Subject<'_>,
     history: &History<'_>,
 ) -> Bound {
-    if !in_force(&cap.meta, t, history.zones()) {
+    if !in_force(&cap.meta, dates) {
         return None;
     }
     lapse(
         &cap.meta,
         history.zones(),
-        count_cap(cap, t, known, subject, history),
+        count_cap(cap, t, dates, known, subject, history),
     )
 }
 
 fn count_cap(
     cap: &CapRule,
     t: DateTime<Utc>,
+    dates: &[NaiveDate],
     known: DateTime<Utc>,
     subject: &Subject<'_>,
     history: &History<'_>,
 ) -> Bound {
-    let max = cap.max as usize;
-    let all = history.contacts();
-    let recent: Vec<usize> = history
-        .range(t - reach(&cap.span), t.min(known))
-        .filter(|&i| all[i].kind.counted_by(cap.count) && all[i].same_key(subject, &cap.key))
-        .collect();
-    if recent.len() < max {
+    let Some(nth) = (cap.max as usize).checked_sub(1) else {
         return None;
-    }
+    };
+    let all = history.contacts();
+    // Newest first, the `max`-th counted contact within reach: every span that still holds
+    // it holds `max` contacts (all newer ones are inside too), and its leaving frees the span.
+    let Some(k) = history
+        .range(t - reach(&cap.span), t.min(known))
+        .rev()
+        .filter(|&i| all[i].kind.counted_by(cap.count) && all[i].same_key(subject, &cap.key))
+        .nth(nth)
+    else {
+        return None;
+    };
     let mut worst = None;
-    if let Some(w) = cap.span.rolling {
-        let inside = &recent[recent.partition_point(|&i| all[i].at <= t - w)..];
-        if inside.len() >= max {
-            // The cap frees up when the oldest contact that keeps the count at `max` leaves.
-            worst = later(worst, None, all[inside[inside.len() - max]].at + w);
-        }
+    if let Some(w) = cap.span.rolling
+        && all[k].at > t - w
+    {
+        worst = later(worst, None, all[k].at + w);
     }
     if let Some(n) = cap.span.local_days {
         for (z, &zone) in history.zones().iter().enumerate() {
-            let first_day = local_date(zone, t) - Duration::days(i64::from(n) - 1);
-            let inside = &recent[recent.partition_point(|&i| history.date(i, z) < first_day)..];
-            if inside.len() >= max {
-                let day = history.date(inside[inside.len() - max], z);
-                worst = later(worst, Some(zone), day_after(zone, day, n));
+            let first_day = dates[z] - Duration::days(i64::from(n) - 1);
+            if history.date(k, z) >= first_day {
+                worst = later(worst, Some(zone), day_after(zone, history.date(k, z), n));
             }
         }
     }
@@ -103,11 +103,12 @@ fn count_cap(
 pub fn check_cooldown(
     rule: &CooldownRule,
     t: DateTime<Utc>,
+    dates: &[NaiveDate],
     known: DateTime<Utc>,
     subject: &Subject<'_>,
     history: &History<'_>,
 ) -> Bound {
-    if !in_force(&rule.meta, t, history.zones()) {
+    if !in_force(&rule.meta, dates) {
         return None;
     }
     let all = history.contacts();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::candidates::Candidates;
@@ -11,6 +11,7 @@ use super::cap::{check_cap, check_cooldown};
 use super::contact::{Contact, Subject};
 use super::decision::{Block, Decision, Reason};
 use super::history::History;
+use super::local::local_date;
 use super::ruleset::{CapRule, CooldownRule, Ruleset, WindowRule};
 use super::window;
 use crate::task::Purpose;
@@ -24,7 +25,9 @@ pub const NO_LOCATION_RULE: &str = "policy.candidates.nonempty";
 pub struct Prepared<'r> {
     set: &'r Ruleset,
     zones: Vec<Tz>,
-    windows: Vec<(&'r WindowRule, Vec<Tz>)>,
+    /// Each binding window with the zones it is checked in: `(zone, index among the
+    /// candidate zones)`, `None` for a rule's extra zone.
+    windows: Vec<(&'r WindowRule, Vec<(Tz, Option<usize>)>)>,
     caps: Vec<&'r CapRule>,
     cooldowns: Vec<&'r CooldownRule>,
 }
@@ -38,13 +41,18 @@ impl Ruleset {
             .iter()
             .filter(|w| w.meta.binds(purpose, states))
             .map(|w| {
-                let mut zones = candidates.zones.clone();
+                let mut zones: Vec<(Tz, Option<usize>)> = candidates
+                    .zones
+                    .iter()
+                    .enumerate()
+                    .map(|(i, z)| (*z, Some(i)))
+                    .collect();
                 if !zones.is_empty() {
-                    zones.extend(
-                        w.extra_zones
-                            .iter()
-                            .filter(|z| !candidates.zones.contains(z)),
-                    );
+                    let extra = w
+                        .extra_zones
+                        .iter()
+                        .filter(|z| !candidates.zones.contains(z));
+                    zones.extend(extra.map(|z| (*z, None)));
                 }
                 (w, zones)
             })
@@ -185,9 +193,12 @@ impl<'r> Prepared<'r> {
             });
             return blocks;
         }
+        // The local date of `t` in each candidate zone, shared by windows and caps.
+        let dates: Vec<NaiveDate> = self.zones.iter().map(|z| local_date(*z, t)).collect();
         for (rule, zones) in &self.windows {
-            for &zone in zones {
-                if let Some((reason, until)) = window::check(rule, self.set, zone, t, limit) {
+            for &(zone, candidate) in zones {
+                let date = candidate.map_or_else(|| local_date(zone, t), |i| dates[i]);
+                if let Some((reason, until)) = window::check(rule, self.set, zone, t, date, limit) {
                     blocks.push(Block {
                         rule: rule.meta.id.clone(),
                         reason,
@@ -198,7 +209,7 @@ impl<'r> Prepared<'r> {
             }
         }
         for cap in &self.caps {
-            if let Some((zone, until)) = check_cap(cap, t, known, subject, history) {
+            if let Some((zone, until)) = check_cap(cap, t, &dates, known, subject, history) {
                 blocks.push(Block {
                     rule: cap.meta.id.clone(),
                     reason: Reason::FrequencyCap,
@@ -208,7 +219,7 @@ impl<'r> Prepared<'r> {
             }
         }
         for rule in &self.cooldowns {
-            if let Some((zone, until)) = check_cooldown(rule, t, known, subject, history) {
+            if let Some((zone, until)) = check_cooldown(rule, t, &dates, known, subject, history) {
                 blocks.push(Block {
                     rule: rule.meta.id.clone(),
                     reason: Reason::Cooldown,

@@ -13,6 +13,8 @@ use super::local::local_date;
 pub struct History<'z> {
     zones: &'z [Tz],
     contacts: Vec<Contact>,
+    /// Each contact's instant in Unix nanoseconds (cheap comparisons).
+    nanos: Vec<i64>,
     /// `dates[i * zones.len() + z]` = local date of contact `i` in zone `z`.
     dates: Vec<NaiveDate>,
 }
@@ -23,6 +25,7 @@ impl<'z> History<'z> {
         let mut h = History {
             zones,
             contacts: Vec::with_capacity(contacts.len()),
+            nanos: Vec::with_capacity(contacts.len()),
             dates: Vec::new(),
         };
         let mut sorted = contacts.to_vec();
@@ -35,14 +38,16 @@ impl<'z> History<'z> {
 
     /// Add a contact (kept in time order).
     pub fn push(&mut self, contact: Contact) {
-        let i = self.contacts.partition_point(|c| c.at <= contact.at);
+        let s = nanos(contact.at);
+        let i = self.nanos.partition_point(|x| *x <= s);
         let nz = self.zones.len();
-        let dates: Vec<NaiveDate> = self
-            .zones
-            .iter()
-            .map(|z| local_date(*z, contact.at))
-            .collect();
-        self.dates.splice(i * nz..i * nz, dates);
+        let dates = self.zones.iter().map(|z| local_date(*z, contact.at));
+        if i == self.contacts.len() {
+            self.dates.extend(dates);
+        } else {
+            self.dates.splice(i * nz..i * nz, dates);
+        }
+        self.nanos.insert(i, s);
         self.contacts.insert(i, contact);
     }
 
@@ -53,8 +58,13 @@ impl<'z> History<'z> {
 
     /// Index range of contacts with `after < at <= until`.
     pub fn range(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> std::ops::Range<usize> {
-        self.contacts.partition_point(|c| c.at <= after)
-            ..self.contacts.partition_point(|c| c.at <= until)
+        let (after, until) = (nanos(after), nanos(until));
+        self.nanos.partition_point(|s| *s <= after)..self.nanos.partition_point(|s| *s <= until)
+    }
+
+    /// Unix nanoseconds of contact `i` (see [`nanos`]).
+    pub fn nanos(&self, i: usize) -> i64 {
+        self.nanos[i]
     }
 
     /// Local date of contact `i` in candidate zone number `zone`.
@@ -66,6 +76,15 @@ impl<'z> History<'z> {
     pub fn zones(&self) -> &'z [Tz] {
         self.zones
     }
+}
+
+/// Unix nanoseconds, saturating outside 1677-2262.
+pub fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Evaluating one time-window rule in one zone.
 
-use std::collections::HashMap;
 use std::sync::RwLock;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
+use rustc_hash::FxHashMap;
 
 use super::decision::Reason;
 use super::local::{earliest_at_or_after, start_of_day};
@@ -26,7 +26,7 @@ pub enum Day {
 /// reaches [`DayCache::CAPACITY`] entries.
 #[derive(Debug, Default)]
 pub struct DayCache {
-    map: RwLock<HashMap<(usize, Tz, NaiveDate), Day>>,
+    map: RwLock<FxHashMap<(usize, Tz, NaiveDate), Day>>,
 }
 
 impl DayCache {
@@ -77,15 +77,16 @@ fn compute(rule: &WindowRule, set: &Ruleset, zone: Tz, date: NaiveDate) -> Day {
 }
 
 /// `None` if the rule allows `t` in `zone`; otherwise the reason and the earliest instant
-/// at which this rule alone allows a dial (`None` past `limit`).
+/// at which this rule alone allows a dial (`None` past `limit`). `date` is the local date
+/// of `t` in `zone`.
 pub fn check(
     rule: &WindowRule,
     set: &Ruleset,
     zone: Tz,
     t: DateTime<Utc>,
+    date: NaiveDate,
     limit: DateTime<Utc>,
 ) -> Option<(Reason, Option<DateTime<Utc>>)> {
-    let date = t.with_timezone(&zone).date_naive();
     match day(rule, set, zone, date) {
         Day::Unbound => None,
         Day::Open(start, end) if t >= start && t < end => None,

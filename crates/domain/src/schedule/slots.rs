@@ -17,9 +17,8 @@
 //! there, so `take_while(< end)` could stop early. `tests/schedule_props.rs` checks the
 //! memo against `after` iterated from outside any transition.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
@@ -158,7 +157,7 @@ impl fmt::Debug for CronSlots {
     }
 }
 
-type Keyed<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
+type Keyed<K, V> = FxHashMap<K, V>;
 
 /// Matches per local date (zone-independent) and their instants per (zone, local date),
 /// each sorted.
@@ -317,59 +316,6 @@ impl Walk {
             }
             date = date.succ_opt()?;
         }
-    }
-}
-
-/// FxHash-style hasher for the memo's small integer keys (zone, date): the default SipHash
-/// would cost about as much as the lookups it serves.
-#[derive(Debug, Default, Clone, Copy)]
-struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_i32(&mut self, i: i32) {
-        self.add(u64::from(i.cast_unsigned()));
-    }
-
-    fn write_isize(&mut self, i: isize) {
-        self.add(i.cast_unsigned() as u64);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
     }
 }
 
