@@ -66,20 +66,15 @@ fn count_cap(
     subject: &Subject<'_>,
     history: &History<'_>,
 ) -> Bound {
-    let Some(nth) = (cap.max as usize).checked_sub(1) else {
-        return None;
-    };
+    let nth = (cap.max as usize).checked_sub(1)?;
     let all = history.contacts();
     // Newest first, the `max`-th counted contact within reach: every span that still holds
     // it holds `max` contacts (all newer ones are inside too), and its leaving frees the span.
-    let Some(k) = history
+    let k = history
         .range(t - reach(&cap.span), t.min(known))
         .rev()
         .filter(|&i| all[i].kind.counted_by(cap.count) && all[i].same_key(subject, &cap.key))
-        .nth(nth)
-    else {
-        return None;
-    };
+        .nth(nth)?;
     let mut worst = None;
     if let Some(w) = cap.span.rolling
         && all[k].at > t - w
@@ -109,6 +104,9 @@ pub fn check_cooldown(
     history: &History<'_>,
 ) -> Bound {
     if !in_force(&rule.meta, dates) {
+        return None;
+    }
+    if !history.has(|kind| kind.counted_by(rule.after)) {
         return None;
     }
     let all = history.contacts();

@@ -16,6 +16,10 @@ use super::ruleset::{CapRule, CooldownRule, Ruleset, WindowRule};
 use super::window;
 use crate::task::Purpose;
 
+/// A zone a window is checked in, with its index among the candidate zones (`None` for a
+/// rule's extra zone).
+type ZoneSlot = (Tz, Option<usize>);
+
 /// Rule id reported when the candidate set is empty.
 pub const NO_LOCATION_RULE: &str = "policy.candidates.nonempty";
 
@@ -27,7 +31,7 @@ pub struct Prepared<'r> {
     zones: Vec<Tz>,
     /// Each binding window with the zones it is checked in: `(zone, index among the
     /// candidate zones)`, `None` for a rule's extra zone.
-    windows: Vec<(&'r WindowRule, Vec<(Tz, Option<usize>)>)>,
+    windows: Vec<(&'r WindowRule, Vec<ZoneSlot>)>,
     caps: Vec<&'r CapRule>,
     cooldowns: Vec<&'r CooldownRule>,
 }
@@ -41,7 +45,7 @@ impl Ruleset {
             .iter()
             .filter(|w| w.meta.binds(purpose, states))
             .map(|w| {
-                let mut zones: Vec<(Tz, Option<usize>)> = candidates
+                let mut zones: Vec<ZoneSlot> = candidates
                     .zones
                     .iter()
                     .enumerate()

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use super::contact::Contact;
+use super::contact::{Contact, ContactKind};
 use super::local::local_date;
 
 /// Contacts sorted by instant, with their local dates per candidate zone.
@@ -13,8 +13,8 @@ use super::local::local_date;
 pub struct History<'z> {
     zones: &'z [Tz],
     contacts: Vec<Contact>,
-    /// Each contact's instant in Unix nanoseconds (cheap comparisons).
-    nanos: Vec<i64>,
+    /// Each kind present, as a bit per `ContactKind`.
+    kinds: u8,
     /// `dates[i * zones.len() + z]` = local date of contact `i` in zone `z`.
     dates: Vec<NaiveDate>,
 }
@@ -25,7 +25,7 @@ impl<'z> History<'z> {
         let mut h = History {
             zones,
             contacts: Vec::with_capacity(contacts.len()),
-            nanos: Vec::with_capacity(contacts.len()),
+            kinds: 0,
             dates: Vec::new(),
         };
         let mut sorted = contacts.to_vec();
@@ -38,8 +38,8 @@ impl<'z> History<'z> {
 
     /// Add a contact (kept in time order).
     pub fn push(&mut self, contact: Contact) {
-        let s = nanos(contact.at);
-        let i = self.nanos.partition_point(|x| *x <= s);
+        let i = self.contacts.partition_point(|c| c.at <= contact.at);
+        self.kinds |= 1 << contact.kind as u8;
         let nz = self.zones.len();
         let dates = self.zones.iter().map(|z| local_date(*z, contact.at));
         if i == self.contacts.len() {
@@ -47,7 +47,6 @@ impl<'z> History<'z> {
         } else {
             self.dates.splice(i * nz..i * nz, dates);
         }
-        self.nanos.insert(i, s);
         self.contacts.insert(i, contact);
     }
 
@@ -58,13 +57,15 @@ impl<'z> History<'z> {
 
     /// Index range of contacts with `after < at <= until`.
     pub fn range(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> std::ops::Range<usize> {
-        let (after, until) = (nanos(after), nanos(until));
-        self.nanos.partition_point(|s| *s <= after)..self.nanos.partition_point(|s| *s <= until)
+        self.contacts.partition_point(|c| c.at <= after)
+            ..self.contacts.partition_point(|c| c.at <= until)
     }
 
-    /// Unix nanoseconds of contact `i` (see [`nanos`]).
-    pub fn nanos(&self, i: usize) -> i64 {
-        self.nanos[i]
+    /// Whether any contact's kind satisfies `pred`.
+    pub fn has(&self, pred: impl Fn(ContactKind) -> bool) -> bool {
+        ContactKind::ALL
+            .iter()
+            .any(|k| self.kinds & (1 << *k as u8) != 0 && pred(*k))
     }
 
     /// Local date of contact `i` in candidate zone number `zone`.
@@ -78,19 +79,9 @@ impl<'z> History<'z> {
     }
 }
 
-/// Unix nanoseconds, saturating outside 1677-2262.
-pub fn nanos(t: DateTime<Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ContactKind;
     use chrono_tz::{America, Pacific};
 
     fn contact(at: &str) -> Contact {
