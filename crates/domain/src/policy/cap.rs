@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::contact::Subject;
-use super::history::History;
+use super::history::{History, Nanos};
 use super::local::start_of_day;
 use super::ruleset::{CapRule, CooldownRule, RuleMeta, Span};
 
@@ -67,17 +67,18 @@ fn count_cap(
     history: &History<'_>,
 ) -> Bound {
     let nth = (cap.max as usize).checked_sub(1)?;
+    let now = Nanos::of(t);
     let all = history.contacts();
     // Newest first, the `max`-th counted contact within reach: every span that still holds
     // it holds `max` contacts (all newer ones are inside too), and its leaving frees the span.
     let k = history
-        .range(t - reach(&cap.span), t.min(known))
+        .range(now.minus(reach(&cap.span)), now.min(Nanos::of(known)))
         .rev()
         .filter(|&i| all[i].kind.counted_by(cap.count) && all[i].same_key(subject, &cap.key))
         .nth(nth)?;
     let mut worst = None;
     if let Some(w) = cap.span.rolling
-        && all[k].at > t - w
+        && history.nanos(k) > now.minus(w)
     {
         worst = later(worst, None, all[k].at + w);
     }
@@ -111,13 +112,14 @@ pub fn check_cooldown(
     }
     let all = history.contacts();
     let mut worst = None;
-    for i in history.range(t - reach(&rule.span), t.min(known)) {
+    let now = Nanos::of(t);
+    for i in history.range(now.minus(reach(&rule.span)), now.min(Nanos::of(known))) {
         let event = &all[i];
         if !(event.kind.counted_by(rule.after) && event.same_key(subject, &rule.key)) {
             continue;
         }
         if let Some(w) = rule.span.rolling
-            && t < event.at + w
+            && now < history.nanos(i).plus(w)
         {
             worst = later(worst, None, event.at + w);
         }

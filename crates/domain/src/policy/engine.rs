@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
+use smallvec::SmallVec;
 
 use super::candidates::Candidates;
 use super::cap::{check_cap, check_cooldown};
@@ -198,7 +199,8 @@ impl<'r> Prepared<'r> {
             return blocks;
         }
         // The local date of `t` in each candidate zone, shared by windows and caps.
-        let dates: Vec<NaiveDate> = self.zones.iter().map(|z| local_date(*z, t)).collect();
+        let dates: SmallVec<[NaiveDate; 4]> =
+            self.zones.iter().map(|z| local_date(*z, t)).collect();
         for (rule, zones) in &self.windows {
             for &(zone, candidate) in zones {
                 let date = candidate.map_or_else(|| local_date(zone, t), |i| dates[i]);

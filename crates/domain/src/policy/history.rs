@@ -2,17 +2,45 @@
 //! contact's local date precomputed in every candidate zone so caps count without
 //! converting time zones on every check.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::contact::{Contact, ContactKind};
 use super::local::local_date;
+
+/// An instant as nanoseconds since the Unix epoch: exact, and far cheaper to compare and
+/// offset than `DateTime` arithmetic on the decision hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Nanos(i128);
+
+impl Nanos {
+    /// The instant `t`.
+    pub fn of(t: DateTime<Utc>) -> Self {
+        Nanos(i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos()))
+    }
+
+    /// `self - d`.
+    pub fn minus(self, d: Duration) -> Self {
+        Nanos(self.0 - span(d))
+    }
+
+    /// `self + d`.
+    pub fn plus(self, d: Duration) -> Self {
+        Nanos(self.0 + span(d))
+    }
+}
+
+fn span(d: Duration) -> i128 {
+    i128::from(d.num_seconds()) * 1_000_000_000 + i128::from(d.subsec_nanos())
+}
 
 /// Contacts sorted by instant, with their local dates per candidate zone.
 #[derive(Debug, Clone)]
 pub struct History<'z> {
     zones: &'z [Tz],
     contacts: Vec<Contact>,
+    /// Each contact's instant as [`Nanos`] (cheap comparisons).
+    nanos: Vec<Nanos>,
     /// Each kind present, as a bit per `ContactKind`.
     kinds: u8,
     /// `dates[i * zones.len() + z]` = local date of contact `i` in zone `z`.
@@ -25,6 +53,7 @@ impl<'z> History<'z> {
         let mut h = History {
             zones,
             contacts: Vec::with_capacity(contacts.len()),
+            nanos: Vec::with_capacity(contacts.len()),
             kinds: 0,
             dates: Vec::new(),
         };
@@ -38,7 +67,9 @@ impl<'z> History<'z> {
 
     /// Add a contact (kept in time order).
     pub fn push(&mut self, contact: Contact) {
-        let i = self.contacts.partition_point(|c| c.at <= contact.at);
+        let at = Nanos::of(contact.at);
+        let i = self.nanos.partition_point(|n| *n <= at);
+        self.nanos.insert(i, at);
         self.kinds |= 1 << contact.kind as u8;
         let nz = self.zones.len();
         let dates = self.zones.iter().map(|z| local_date(*z, contact.at));
@@ -56,9 +87,13 @@ impl<'z> History<'z> {
     }
 
     /// Index range of contacts with `after < at <= until`.
-    pub fn range(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> std::ops::Range<usize> {
-        self.contacts.partition_point(|c| c.at <= after)
-            ..self.contacts.partition_point(|c| c.at <= until)
+    pub fn range(&self, after: Nanos, until: Nanos) -> std::ops::Range<usize> {
+        self.nanos.partition_point(|n| *n <= after)..self.nanos.partition_point(|n| *n <= until)
+    }
+
+    /// The instant of contact `i`.
+    pub fn nanos(&self, i: usize) -> Nanos {
+        self.nanos[i]
     }
 
     /// Whether any contact's kind satisfies `pred`.
@@ -110,8 +145,8 @@ mod tests {
         assert_eq!(h.date(1, 0).to_string(), "2026-11-22");
         assert_eq!(
             h.range(
-                "2026-11-22T03:00:00Z".parse().unwrap(),
-                "2026-11-24T00:00:00Z".parse().unwrap()
+                Nanos::of("2026-11-22T03:00:00Z".parse().unwrap()),
+                Nanos::of("2026-11-24T00:00:00Z".parse().unwrap())
             ),
             1..2
         );

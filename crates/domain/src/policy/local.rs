@@ -1,7 +1,9 @@
 //! Local wall-clock time to instants, with the DST conventions the policy relies on.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
+use rustc_hash::FxHashMap;
+use std::sync::{LazyLock, RwLock};
 
 use super::ruleset::Secs;
 
@@ -37,8 +39,69 @@ pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
 }
 
 /// The local date of `t` in `tz`.
+///
+/// Memoized per (zone, UTC date): on a UTC day with one UTC offset throughout, the local
+/// date takes at most two values, split at the start of the later local day, so one
+/// comparison answers every instant of that day. Days on which the offset changes are
+/// answered by chrono-tz directly. The memo is deterministic and bounded
+/// ([`LOCAL_DATES_CAPACITY`] entries, then cleared).
 pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
-    t.with_timezone(&tz).date_naive()
+    let key = (tz, t.date_naive());
+    let hit = LOCAL_DATES.read().ok().and_then(|m| m.get(&key).copied());
+    let day = match hit {
+        Some(day) => day,
+        None => {
+            let day = UtcDay::compute(tz, key.1);
+            if let Ok(mut m) = LOCAL_DATES.write() {
+                if m.len() >= LOCAL_DATES_CAPACITY {
+                    m.clear();
+                }
+                m.insert(key, day);
+            }
+            day
+        }
+    };
+    match day {
+        UtcDay::Fixed {
+            split: Some((at, later)),
+            ..
+        } if t >= at => later,
+        UtcDay::Fixed { first, .. } => first,
+        UtcDay::Transition => t.with_timezone(&tz).date_naive(),
+    }
+}
+
+/// Most (zone, UTC date) entries kept by the [`local_date`] memo.
+pub const LOCAL_DATES_CAPACITY: usize = 100_000;
+
+static LOCAL_DATES: LazyLock<RwLock<FxHashMap<(Tz, NaiveDate), UtcDay>>> =
+    LazyLock::new(RwLock::default);
+
+/// The local dates of one UTC day in one zone.
+#[derive(Debug, Clone, Copy)]
+enum UtcDay {
+    /// One offset all day.
+    Fixed {
+        /// Local date at the UTC day's first instant.
+        first: NaiveDate,
+        /// Where the local date changes within the UTC day, and to what.
+        split: Option<(DateTime<Utc>, NaiveDate)>,
+    },
+    /// The offset changes during the day: no shortcut.
+    Transition,
+}
+
+impl UtcDay {
+    fn compute(tz: Tz, utc: NaiveDate) -> Self {
+        let start = utc.and_time(NaiveTime::MIN).and_utc().with_timezone(&tz);
+        let end = (start + Duration::days(1) - Duration::nanoseconds(1)).with_timezone(&tz);
+        if start.offset().fix() != end.offset().fix() {
+            return UtcDay::Transition;
+        }
+        let (first, last) = (start.date_naive(), end.date_naive());
+        let split = (last != first).then(|| (earliest_at_or_after(tz, last, 0), last));
+        UtcDay::Fixed { first, split }
+    }
 }
 
 #[cfg(test)]
@@ -72,6 +135,41 @@ mod tests {
             earliest_at_or_after(New_York, d, 3600 + 1800),
             utc("2026-11-01T05:30:00Z")
         );
+    }
+
+    #[test]
+    fn memoized_local_date_equals_chrono_tz_everywhere() {
+        use chrono_tz::{America, Asia, Australia, Pacific};
+        let zones = [
+            New_York,
+            America::Havana,
+            America::St_Johns,
+            Asia::Beirut,
+            Asia::Kathmandu,
+            Australia::Lord_Howe,
+            Pacific::Apia, // skipped 2011-12-30 entirely
+            Pacific::Guam,
+        ];
+        let starts = [
+            "2011-12-28T00:00:00Z",
+            "2026-03-06T00:00:00Z",
+            "2026-10-23T00:00:00Z",
+            "2026-10-30T00:00:00Z",
+        ];
+        for zone in zones {
+            for start in starts {
+                let mut t = utc(start);
+                let end = t + Duration::days(5);
+                while t < end {
+                    assert_eq!(
+                        local_date(zone, t),
+                        t.with_timezone(&zone).date_naive(),
+                        "{zone} {t}"
+                    );
+                    t += Duration::seconds(397); // coprime with hours: visits every minute offset
+                }
+            }
+        }
     }
 
     #[test]
