@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use smallvec::SmallVec;
 
 use super::candidates::Candidates;
 use super::cap::{check_cap, check_cooldown};
@@ -199,8 +198,17 @@ impl<'r> Prepared<'r> {
             return blocks;
         }
         // The local date of `t` in each candidate zone, shared by windows and caps.
-        let dates: SmallVec<[NaiveDate; 4]> =
-            self.zones.iter().map(|z| local_date(*z, t)).collect();
+        let mut buf = [NaiveDate::MIN; 8];
+        let many: Vec<NaiveDate>;
+        let dates: &[NaiveDate] = if self.zones.len() <= buf.len() {
+            for (slot, zone) in buf.iter_mut().zip(&self.zones) {
+                *slot = local_date(*zone, t);
+            }
+            &buf[..self.zones.len()]
+        } else {
+            many = self.zones.iter().map(|z| local_date(*z, t)).collect();
+            &many
+        };
         for (rule, zones) in &self.windows {
             for &(zone, candidate) in zones {
                 let date = candidate.map_or_else(|| local_date(zone, t), |i| dates[i]);
@@ -215,7 +223,7 @@ impl<'r> Prepared<'r> {
             }
         }
         for cap in &self.caps {
-            if let Some((zone, until)) = check_cap(cap, t, &dates, known, subject, history) {
+            if let Some((zone, until)) = check_cap(cap, t, dates, known, subject, history) {
                 blocks.push(Block {
                     rule: cap.meta.id.clone(),
                     reason: Reason::FrequencyCap,
@@ -225,7 +233,7 @@ impl<'r> Prepared<'r> {
             }
         }
         for rule in &self.cooldowns {
-            if let Some((zone, until)) = check_cooldown(rule, t, &dates, known, subject, history) {
+            if let Some((zone, until)) = check_cooldown(rule, t, dates, known, subject, history) {
                 blocks.push(Block {
                     rule: rule.meta.id.clone(),
                     reason: Reason::Cooldown,

@@ -65,6 +65,13 @@ impl<'z> History<'z> {
         h
     }
 
+    /// Make room for `n` more contacts.
+    pub fn reserve(&mut self, n: usize) {
+        self.contacts.reserve(n);
+        self.nanos.reserve(n);
+        self.dates.reserve(n * self.zones.len());
+    }
+
     /// Add a contact (kept in time order).
     pub fn push(&mut self, contact: Contact) {
         let at = Nanos::of(contact.at);

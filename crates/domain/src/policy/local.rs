@@ -34,9 +34,25 @@ pub fn earliest_at_or_after(tz: Tz, date: NaiveDate, secs: Secs) -> DateTime<Utc
 }
 
 /// Start of local day `date` in `tz`.
+///
+/// Memoized per (zone, date) like [`local_date`] (deterministic, bounded).
 pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
-    earliest_at_or_after(tz, date, 0)
+    let key = (tz, date);
+    if let Some(at) = DAY_STARTS.read().ok().and_then(|m| m.get(&key).copied()) {
+        return at;
+    }
+    let at = earliest_at_or_after(tz, date, 0);
+    if let Ok(mut m) = DAY_STARTS.write() {
+        if m.len() >= LOCAL_DATES_CAPACITY {
+            m.clear();
+        }
+        m.insert(key, at);
+    }
+    at
 }
+
+static DAY_STARTS: LazyLock<RwLock<FxHashMap<(Tz, NaiveDate), DateTime<Utc>>>> =
+    LazyLock::new(RwLock::default);
 
 /// The local date of `t` in `tz`.
 ///
@@ -71,7 +87,7 @@ pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
     }
 }
 
-/// Most (zone, UTC date) entries kept by the [`local_date`] memo.
+/// Most entries kept by each of the [`local_date`] and [`start_of_day`] memos.
 pub const LOCAL_DATES_CAPACITY: usize = 100_000;
 
 static LOCAL_DATES: LazyLock<RwLock<FxHashMap<(Tz, NaiveDate), UtcDay>>> =

@@ -84,6 +84,7 @@ pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
     let slots = cadence.slots(req.zone, req.start, end);
     let max_attempts = cadence.max_attempts as usize;
     let mut history = req.policy.history(req.history);
+    history.reserve(cadence.max_attempts as usize);
     let mut plan = Plan {
         calls: Vec::with_capacity(slots.len().min(max_attempts)),
         dropped: Vec::new(),
