@@ -51,8 +51,10 @@ pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     at
 }
 
-static DAY_STARTS: LazyLock<RwLock<FxHashMap<(Tz, NaiveDate), DateTime<Utc>>>> =
-    LazyLock::new(RwLock::default);
+/// A bounded memo keyed by zone and date.
+type Memo<V> = LazyLock<RwLock<FxHashMap<(Tz, NaiveDate), V>>>;
+
+static DAY_STARTS: Memo<DateTime<Utc>> = LazyLock::new(RwLock::default);
 
 /// The local date of `t` in `tz`.
 ///
@@ -90,8 +92,7 @@ pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
 /// Most entries kept by each of the [`local_date`] and [`start_of_day`] memos.
 pub const LOCAL_DATES_CAPACITY: usize = 100_000;
 
-static LOCAL_DATES: LazyLock<RwLock<FxHashMap<(Tz, NaiveDate), UtcDay>>> =
-    LazyLock::new(RwLock::default);
+static LOCAL_DATES: Memo<UtcDay> = LazyLock::new(RwLock::default);
 
 /// The local dates of one UTC day in one zone.
 #[derive(Debug, Clone, Copy)]
