@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use super::contact::Subject;
+use super::contact::{KeyMatch, Subject};
 use super::history::{History, Nanos};
 use super::local::start_of_day;
 use super::ruleset::{CapRule, CooldownRule, RuleMeta, Span};
@@ -71,10 +71,11 @@ fn count_cap(
     let all = history.contacts();
     // Newest first, the `max`-th counted contact within reach: every span that still holds
     // it holds `max` contacts (all newer ones are inside too), and its leaving frees the span.
+    let key = KeyMatch::new(subject, &cap.key);
     let k = history
         .range(now.minus(reach(&cap.span)), now.min(Nanos::of(known)))
         .rev()
-        .filter(|&i| all[i].kind.counted_by(cap.count) && all[i].same_key(subject, &cap.key))
+        .filter(|&i| all[i].kind.counted_by(cap.count) && key.matches(&all[i]))
         .nth(nth)?;
     let mut worst = None;
     if let Some(w) = cap.span.rolling
@@ -111,11 +112,12 @@ pub fn check_cooldown(
         return None;
     }
     let all = history.contacts();
+    let key = KeyMatch::new(subject, &rule.key);
     let mut worst = None;
     let now = Nanos::of(t);
     for i in history.range(now.minus(reach(&rule.span)), now.min(Nanos::of(known))) {
         let event = &all[i];
-        if !(event.kind.counted_by(rule.after) && event.same_key(subject, &rule.key)) {
+        if !(event.kind.counted_by(rule.after) && key.matches(event)) {
             continue;
         }
         if let Some(w) = rule.span.rolling

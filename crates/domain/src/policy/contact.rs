@@ -64,11 +64,31 @@ impl Contact {
     /// Whether this contact shares the cap key with `subject`. An unknown debt or number on
     /// either side matches (conservative: it might be the same one).
     pub fn same_key(&self, subject: &Subject<'_>, key: &[KeyPart]) -> bool {
-        key.iter().all(|part| match part {
-            KeyPart::Person => true,
-            KeyPart::Debt => matches_opt(self.debt.as_deref(), subject.debt),
-            KeyPart::Number => matches_opt(self.number.as_deref(), subject.number),
-        })
+        KeyMatch::new(subject, key).matches(self)
+    }
+}
+
+/// The parts of a subject a cap key compares, resolved once for many contacts.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyMatch<'a> {
+    debt: Option<&'a str>,
+    number: Option<&'a str>,
+}
+
+impl<'a> KeyMatch<'a> {
+    /// What `key` compares of `subject` (a part the key lacks, or the subject does not know,
+    /// compares nothing).
+    pub fn new(subject: &Subject<'a>, key: &[KeyPart]) -> Self {
+        KeyMatch {
+            debt: subject.debt.filter(|_| key.contains(&KeyPart::Debt)),
+            number: subject.number.filter(|_| key.contains(&KeyPart::Number)),
+        }
+    }
+
+    /// Whether `contact` shares the key.
+    pub fn matches(&self, contact: &Contact) -> bool {
+        matches_opt(contact.debt.as_deref(), self.debt)
+            && matches_opt(contact.number.as_deref(), self.number)
     }
 }
 
