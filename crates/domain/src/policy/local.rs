@@ -1,6 +1,8 @@
 //! Local wall-clock time to instants, with the DST conventions the policy relies on.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Offset, TimeZone, Utc};
+use chrono::{
+    DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap;
 use std::sync::{LazyLock, RwLock};
@@ -64,22 +66,7 @@ static DAY_STARTS: Memo<DateTime<Utc>> = LazyLock::new(RwLock::default);
 /// answered by chrono-tz directly. The memo is deterministic and bounded
 /// ([`LOCAL_DATES_CAPACITY`] entries, then cleared).
 pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
-    let key = (tz, t.date_naive());
-    let hit = LOCAL_DATES.read().ok().and_then(|m| m.get(&key).copied());
-    let day = match hit {
-        Some(day) => day,
-        None => {
-            let day = UtcDay::compute(tz, key.1);
-            if let Ok(mut m) = LOCAL_DATES.write() {
-                if m.len() >= LOCAL_DATES_CAPACITY {
-                    m.clear();
-                }
-                m.insert(key, day);
-            }
-            day
-        }
-    };
-    match day {
+    match utc_day(tz, t) {
         UtcDay::Fixed {
             split: Some((at, later)),
             ..
@@ -87,6 +74,29 @@ pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
         UtcDay::Fixed { first, .. } => first,
         UtcDay::Transition => t.with_timezone(&tz).date_naive(),
     }
+}
+
+/// The local wall-clock time of `t` in `tz` (memoized like [`local_date`]).
+pub fn local_datetime(tz: Tz, t: DateTime<Utc>) -> NaiveDateTime {
+    match utc_day(tz, t) {
+        UtcDay::Fixed { offset, .. } => t.with_timezone(&offset).naive_local(),
+        UtcDay::Transition => t.with_timezone(&tz).naive_local(),
+    }
+}
+
+fn utc_day(tz: Tz, t: DateTime<Utc>) -> UtcDay {
+    let key = (tz, t.date_naive());
+    if let Some(day) = LOCAL_DATES.read().ok().and_then(|m| m.get(&key).copied()) {
+        return day;
+    }
+    let day = UtcDay::compute(tz, key.1);
+    if let Ok(mut m) = LOCAL_DATES.write() {
+        if m.len() >= LOCAL_DATES_CAPACITY {
+            m.clear();
+        }
+        m.insert(key, day);
+    }
+    day
 }
 
 /// Most entries kept by each of the [`local_date`] and [`start_of_day`] memos.
@@ -99,6 +109,8 @@ static LOCAL_DATES: Memo<UtcDay> = LazyLock::new(RwLock::default);
 enum UtcDay {
     /// One offset all day.
     Fixed {
+        /// The offset all day.
+        offset: FixedOffset,
         /// Local date at the UTC day's first instant.
         first: NaiveDate,
         /// Where the local date changes within the UTC day, and to what.
@@ -112,12 +124,17 @@ impl UtcDay {
     fn compute(tz: Tz, utc: NaiveDate) -> Self {
         let start = utc.and_time(NaiveTime::MIN).and_utc().with_timezone(&tz);
         let end = (start + Duration::days(1) - Duration::nanoseconds(1)).with_timezone(&tz);
-        if start.offset().fix() != end.offset().fix() {
+        let offset = start.offset().fix();
+        if offset != end.offset().fix() {
             return UtcDay::Transition;
         }
         let (first, last) = (start.date_naive(), end.date_naive());
         let split = (last != first).then(|| (earliest_at_or_after(tz, last, 0), last));
-        UtcDay::Fixed { first, split }
+        UtcDay::Fixed {
+            offset,
+            first,
+            split,
+        }
     }
 }
 
@@ -178,6 +195,11 @@ mod tests {
                 let mut t = utc(start);
                 let end = t + Duration::days(5);
                 while t < end {
+                    assert_eq!(
+                        local_datetime(zone, t),
+                        t.with_timezone(&zone).naive_local(),
+                        "{zone} {t}"
+                    );
                     assert_eq!(
                         local_date(zone, t),
                         t.with_timezone(&zone).date_naive(),

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::cadence::Cadence;
 pub use super::slots::MAX_SLOTS;
+use crate::policy::local::local_datetime;
 use crate::policy::{Block, Contact, ContactKind, Decision, History, Prepared, Subject};
 
 /// One planned call.
@@ -141,7 +142,7 @@ pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
         last = Some(at);
         plan.calls.push(PlannedCall {
             at,
-            local: at.with_timezone(&req.zone).naive_local(),
+            local: local_datetime(req.zone, at),
             slot,
             moved_by: if at == slot { vec![] } else { blocks },
         });
