@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
-use outdial_domain::Customer;
 use outdial_domain::policy::Ruleset;
 use outdial_domain::schedule::{Cadence, CadenceDef, Request, expand};
 use outdial_domain::task::ScheduleType;
+use outdial_domain::{Customer, ErrorCode, FieldError, Violations};
 use serde_json::{Map, Value, json};
 
 use crate::customer::{self, CustomerArgs};
@@ -66,6 +66,16 @@ pub fn run(args: &PreviewArgs, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID_CUSTOMER));
         }
     };
+    if customer.do_not_call {
+        // The API answers 409 here: a do-not-call customer gets no schedule.
+        let refused = FieldError::new(
+            "doNotCall",
+            ErrorCode::InvalidValue,
+            "the customer has doNotCall set: no calls are scheduled",
+        );
+        emit(&customer::error_envelope(&Violations::from(refused))?)?;
+        return Ok(ExitCode::from(EXIT_INVALID_CUSTOMER));
+    }
     let start = args.from.unwrap_or(now);
     emit(&document(&ruleset, &customer, kind, &cadence, start)?)?;
     Ok(ExitCode::SUCCESS)

@@ -249,6 +249,15 @@ fn invalid_customer_exits_2_naming_each_bad_field() {
 }
 
 #[test]
+fn do_not_call_customer_gets_no_schedule() {
+    let body = customer_with(&[("doNotCall", json!(true))]);
+    let out = outdial(&["preview", "--customer", "-"], Some(&body));
+    let doc = json_with_code(&out, 2);
+    assert_eq!(doc["error"]["fields"][0]["field"], "doNotCall", "{doc:#}");
+    assert!(doc.get("plan").is_none(), "{doc:#}");
+}
+
+#[test]
 fn unreadable_customer_file_exits_1_with_a_message() {
     let out = outdial(
         &["preview", "--customer", "/nonexistent/customer.json"],
