@@ -3,7 +3,6 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use super::contact::{KeyMatch, Subject};
 use super::history::{History, Nanos};
 use super::local::start_of_day;
 use super::ruleset::{CapRule, CooldownRule, RuleMeta, Span};
@@ -41,42 +40,41 @@ fn lapse(meta: &RuleMeta, zones: &[Tz], bound: Bound) -> Bound {
 /// earliest instant at which the cap alone allows one. Only contacts at or before `known`
 /// count (the instant the caller decides for: later contacts are not yet history).
 pub fn check_cap(
-    cap: &CapRule,
+    (index, cap): (usize, &CapRule),
     t: DateTime<Utc>,
     dates: &[NaiveDate],
     known: DateTime<Utc>,
-    subject: &Subject<'_>,
     history: &History<'_>,
 ) -> Bound {
-    if !in_force(&cap.meta, dates) {
+    if history.counted(index).len() < cap.max as usize || !in_force(&cap.meta, dates) {
         return None;
     }
     lapse(
         &cap.meta,
         history.zones(),
-        count_cap(cap, t, dates, known, subject, history),
+        count_cap((index, cap), t, dates, known, history),
     )
 }
 
 fn count_cap(
-    cap: &CapRule,
+    (index, cap): (usize, &CapRule),
     t: DateTime<Utc>,
     dates: &[NaiveDate],
     known: DateTime<Utc>,
-    subject: &Subject<'_>,
     history: &History<'_>,
 ) -> Bound {
-    let nth = (cap.max as usize).checked_sub(1)?;
+    let max = cap.max as usize;
     let now = Nanos::of(t);
     let all = history.contacts();
-    // Newest first, the `max`-th counted contact within reach: every span that still holds
-    // it holds `max` contacts (all newer ones are inside too), and its leaving frees the span.
-    let key = KeyMatch::new(subject, &cap.key);
-    let k = history
-        .range(now.minus(reach(&cap.span)), now.min(Nanos::of(known)))
-        .rev()
-        .filter(|&i| all[i].kind.counted_by(cap.count) && key.matches(&all[i]))
-        .nth(nth)?;
+    // The `max`-th newest counted contact known at `t`: every span that still holds it holds
+    // `max` contacts (all newer ones are inside too), and its leaving frees the span.
+    let counted = history.counted(index);
+    let upto = history.upto(now.min(Nanos::of(known)));
+    let m = counted.partition_point(|i| *i < upto);
+    let k = counted[m.checked_sub(max)?];
+    if history.nanos(k) <= now.minus(reach(&cap.span)) {
+        return None;
+    }
     let mut worst = None;
     if let Some(w) = cap.span.rolling
         && history.nanos(k) > now.minus(w)
@@ -98,28 +96,28 @@ fn count_cap(
 /// rolling end, and per zone the start of local day D + n where D (the event's date) is
 /// day one. Only events at or before `known` count.
 pub fn check_cooldown(
-    rule: &CooldownRule,
+    (index, rule): (usize, &CooldownRule),
     t: DateTime<Utc>,
     dates: &[NaiveDate],
     known: DateTime<Utc>,
-    subject: &Subject<'_>,
     history: &History<'_>,
 ) -> Bound {
-    if !in_force(&rule.meta, dates) {
-        return None;
-    }
-    if !history.has(|kind| kind.counted_by(rule.after)) {
+    let events = history.counted(index);
+    if events.is_empty() || !in_force(&rule.meta, dates) {
         return None;
     }
     let all = history.contacts();
-    let key = KeyMatch::new(subject, &rule.key);
-    let mut worst = None;
     let now = Nanos::of(t);
-    for i in history.range(now.minus(reach(&rule.span)), now.min(Nanos::of(known))) {
-        let event = &all[i];
-        if !(event.kind.counted_by(rule.after) && key.matches(event)) {
-            continue;
+    let (from, upto) = (
+        now.minus(reach(&rule.span)),
+        history.upto(now.min(Nanos::of(known))),
+    );
+    let mut worst = None;
+    for &i in events[..events.partition_point(|i| *i < upto)].iter().rev() {
+        if history.nanos(i) <= from {
+            break;
         }
+        let event = &all[i];
         if let Some(w) = rule.span.rolling
             && now < history.nanos(i).plus(w)
         {

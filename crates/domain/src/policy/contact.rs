@@ -20,14 +20,6 @@ pub enum ContactKind {
 }
 
 impl ContactKind {
-    /// Every kind.
-    pub const ALL: [ContactKind; 4] = [
-        ContactKind::NotConnected,
-        ContactKind::Placed,
-        ContactKind::Connected,
-        ContactKind::Conversation,
-    ];
-
     /// Whether a contact of this kind is counted by `what`.
     pub fn counted_by(self, what: Counted) -> bool {
         match what {

@@ -112,9 +112,10 @@ impl<'r> Prepared<'r> {
             .chain(self.cooldowns.iter().map(|c| &*c.meta.id))
     }
 
-    /// Prepare a contact history for repeated decisions ([`Prepared::decide_with`]).
-    pub fn history(&self, contacts: &[Contact]) -> History<'_> {
-        History::new(&self.zones, contacts)
+    /// Prepare a contact history for repeated decisions about `subject`
+    /// ([`Prepared::decide_with`]).
+    pub fn history<'a>(&'a self, subject: Subject<'a>, contacts: &[Contact]) -> History<'a> {
+        History::new(&self.zones, &self.caps, &self.cooldowns, subject, contacts)
     }
 
     /// May we dial at `t`? If not: every rule that blocks, and the earliest lawful instant
@@ -127,19 +128,14 @@ impl<'r> Prepared<'r> {
         subject: &Subject<'_>,
         contacts: &[Contact],
     ) -> Decision {
-        self.decide_with(t, subject, &self.history(contacts))
+        self.decide_with(t, &self.history(*subject, contacts))
     }
 
-    /// [`Prepared::decide`] with a history prepared by [`Prepared::history`] (its zones must
-    /// be this policy's candidate zones).
-    pub fn decide_with(
-        &self,
-        t: DateTime<Utc>,
-        subject: &Subject<'_>,
-        history: &History<'_>,
-    ) -> Decision {
+    /// [`Prepared::decide`] about the history's subject, with a history built by this
+    /// policy's [`Prepared::history`].
+    pub fn decide_with(&self, t: DateTime<Utc>, history: &History<'_>) -> Decision {
         let searched_until = t + self.set.search_horizon;
-        let blocks = self.blocks_at(t, t, subject, history, searched_until);
+        let blocks = self.blocks_at(t, t, history, searched_until);
         if blocks.is_empty() {
             return Decision::Allow { at: t };
         }
@@ -150,7 +146,7 @@ impl<'r> Prepared<'r> {
             if blocks.iter().any(|b| b.until.is_none()) || c > searched_until {
                 break;
             }
-            let again = self.blocks_at(c, t, subject, history, searched_until);
+            let again = self.blocks_at(c, t, history, searched_until);
             if again.is_empty() {
                 return Decision::Deny {
                     at: t,
@@ -174,7 +170,7 @@ impl<'r> Prepared<'r> {
 
     /// Whether a dial at `t` is lawful (no search for the next instant).
     pub fn allows(&self, t: DateTime<Utc>, subject: &Subject<'_>, contacts: &[Contact]) -> bool {
-        self.blocks_at(t, t, subject, &self.history(contacts), t)
+        self.blocks_at(t, t, &self.history(*subject, contacts), t)
             .is_empty()
     }
 
@@ -183,7 +179,6 @@ impl<'r> Prepared<'r> {
         &self,
         t: DateTime<Utc>,
         known: DateTime<Utc>,
-        subject: &Subject<'_>,
         history: &History<'_>,
         limit: DateTime<Utc>,
     ) -> Vec<Block> {
@@ -222,8 +217,8 @@ impl<'r> Prepared<'r> {
                 }
             }
         }
-        for cap in &self.caps {
-            if let Some((zone, until)) = check_cap(cap, t, dates, known, subject, history) {
+        for (i, cap) in self.caps.iter().enumerate() {
+            if let Some((zone, until)) = check_cap((i, cap), t, dates, known, history) {
                 blocks.push(Block {
                     rule: cap.meta.id.clone(),
                     reason: Reason::FrequencyCap,
@@ -232,8 +227,9 @@ impl<'r> Prepared<'r> {
                 });
             }
         }
-        for rule in &self.cooldowns {
-            if let Some((zone, until)) = check_cooldown(rule, t, dates, known, subject, history) {
+        for (i, rule) in self.cooldowns.iter().enumerate() {
+            let index = self.caps.len() + i;
+            if let Some((zone, until)) = check_cooldown((index, rule), t, dates, known, history) {
                 blocks.push(Block {
                     rule: rule.meta.id.clone(),
                     reason: Reason::Cooldown,

@@ -1,12 +1,14 @@
-//! A customer's contact history prepared for repeated decisions: sorted by time, with each
-//! contact's local date precomputed in every candidate zone so caps count without
-//! converting time zones on every check.
+//! A customer's contact history prepared for repeated decisions about one subject (debt and
+//! number): sorted by time, each contact's local date precomputed in every candidate zone,
+//! and for every cap and quiet period the contacts it counts already picked out, so a check
+//! is a binary search instead of a scan or a time-zone conversion.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use super::contact::{Contact, ContactKind};
+use super::contact::{Contact, KeyMatch, Subject};
 use super::local::local_date;
+use super::ruleset::{CapRule, CooldownRule};
 
 /// An instant as nanoseconds since the Unix epoch: exact, and far cheaper to compare and
 /// offset than `DateTime` arithmetic on the decision hot path.
@@ -34,28 +36,42 @@ fn span(d: Duration) -> i128 {
     i128::from(d.num_seconds()) * 1_000_000_000 + i128::from(d.subsec_nanos())
 }
 
-/// Contacts sorted by instant, with their local dates per candidate zone.
+/// Contacts sorted by instant, with local dates per candidate zone and, per rule, the
+/// indices of the contacts the rule counts. Built by `Prepared::history`.
 #[derive(Debug, Clone)]
-pub struct History<'z> {
-    zones: &'z [Tz],
+pub struct History<'a> {
+    zones: &'a [Tz],
+    subject: Subject<'a>,
     contacts: Vec<Contact>,
-    /// Each contact's instant as [`Nanos`] (cheap comparisons).
     nanos: Vec<Nanos>,
-    /// Each kind present, as a bit per `ContactKind`.
-    kinds: u8,
     /// `dates[i * zones.len() + z]` = local date of contact `i` in zone `z`.
     dates: Vec<NaiveDate>,
+    caps: &'a [&'a CapRule],
+    cooldowns: &'a [&'a CooldownRule],
+    /// Per rule (caps first, then quiet periods, in the order of the `Prepared` that built
+    /// this), the ascending indices of the contacts it counts; empty until a contact comes.
+    counted: Vec<Vec<usize>>,
 }
 
-impl<'z> History<'z> {
-    /// Prepare `contacts` for deciding in `zones` (the customer's candidate zones).
-    pub fn new(zones: &'z [Tz], contacts: &[Contact]) -> Self {
+impl<'a> History<'a> {
+    /// Prepare `contacts` for decisions about `subject` in `zones` under these caps and
+    /// quiet periods.
+    pub(crate) fn new(
+        zones: &'a [Tz],
+        caps: &'a [&'a CapRule],
+        cooldowns: &'a [&'a CooldownRule],
+        subject: Subject<'a>,
+        contacts: &[Contact],
+    ) -> Self {
         let mut h = History {
             zones,
+            subject,
             contacts: Vec::with_capacity(contacts.len()),
             nanos: Vec::with_capacity(contacts.len()),
-            kinds: 0,
             dates: Vec::new(),
+            caps,
+            cooldowns,
+            counted: Vec::new(),
         };
         let mut sorted = contacts.to_vec();
         sorted.sort_by_key(|c| c.at);
@@ -63,6 +79,11 @@ impl<'z> History<'z> {
             h.push(c);
         }
         h
+    }
+
+    /// The subject decisions with this history are about.
+    pub fn subject(&self) -> &Subject<'a> {
+        &self.subject
     }
 
     /// Make room for `n` more contacts.
@@ -76,15 +97,29 @@ impl<'z> History<'z> {
     pub fn push(&mut self, contact: Contact) {
         let at = Nanos::of(contact.at);
         let i = self.nanos.partition_point(|n| *n <= at);
-        self.nanos.insert(i, at);
-        self.kinds |= 1 << contact.kind as u8;
+        let appended = i == self.contacts.len();
         let nz = self.zones.len();
         let dates = self.zones.iter().map(|z| local_date(*z, contact.at));
-        if i == self.contacts.len() {
+        if appended {
             self.dates.extend(dates);
         } else {
             self.dates.splice(i * nz..i * nz, dates);
         }
+        let rules = self.caps.len() + self.cooldowns.len();
+        self.counted.resize_with(rules, Vec::new);
+        let counters = self.caps.iter().map(|c| (c.count, &c.key[..]));
+        let counters = counters.chain(self.cooldowns.iter().map(|c| (c.after, &c.key[..])));
+        for ((what, key), list) in counters.zip(&mut self.counted) {
+            if !appended {
+                list.iter_mut().filter(|j| **j >= i).for_each(|j| *j += 1);
+            }
+            if contact.kind.counted_by(what) && KeyMatch::new(&self.subject, key).matches(&contact)
+            {
+                let pos = list.partition_point(|j| *j < i);
+                list.insert(pos, i);
+            }
+        }
+        self.nanos.insert(i, at);
         self.contacts.insert(i, contact);
     }
 
@@ -93,21 +128,20 @@ impl<'z> History<'z> {
         &self.contacts
     }
 
-    /// Index range of contacts with `after < at <= until`.
-    pub fn range(&self, after: Nanos, until: Nanos) -> std::ops::Range<usize> {
-        self.nanos.partition_point(|n| *n <= after)..self.nanos.partition_point(|n| *n <= until)
+    /// How many contacts are at or before `t`.
+    pub fn upto(&self, t: Nanos) -> usize {
+        self.nanos.partition_point(|n| *n <= t)
+    }
+
+    /// Ascending indices of the contacts counted by rule number `rule` (caps first, then
+    /// quiet periods, as in the `Prepared` that built this history).
+    pub fn counted(&self, rule: usize) -> &[usize] {
+        self.counted.get(rule).map_or(&[], Vec::as_slice)
     }
 
     /// The instant of contact `i`.
     pub fn nanos(&self, i: usize) -> Nanos {
         self.nanos[i]
-    }
-
-    /// Whether any contact's kind satisfies `pred`.
-    pub fn has(&self, pred: impl Fn(ContactKind) -> bool) -> bool {
-        ContactKind::ALL
-            .iter()
-            .any(|k| self.kinds & (1 << *k as u8) != 0 && pred(*k))
     }
 
     /// Local date of contact `i` in candidate zone number `zone`.
@@ -116,7 +150,7 @@ impl<'z> History<'z> {
     }
 
     /// The zones dates were computed for.
-    pub fn zones(&self) -> &'z [Tz] {
+    pub fn zones(&self) -> &'a [Tz] {
         self.zones
     }
 }
@@ -124,38 +158,66 @@ impl<'z> History<'z> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::ContactKind;
+    use crate::policy::ruleset::Ruleset;
     use chrono_tz::{America, Pacific};
 
-    fn contact(at: &str) -> Contact {
+    fn contact(at: &str, kind: ContactKind, debt: Option<&str>) -> Contact {
         Contact {
             at: at.parse().unwrap(),
-            debt: None,
+            debt: debt.map(str::to_owned),
             number: None,
-            kind: ContactKind::Placed,
+            kind,
         }
     }
 
     #[test]
-    fn contacts_are_sorted_with_dates_per_zone() {
+    fn contacts_are_sorted_with_dates_per_zone_and_counted_per_rule() {
+        let set = Ruleset::bundled().unwrap();
+        let caps: Vec<&CapRule> = set
+            .caps
+            .iter()
+            .filter(|c| &*c.meta.id == "fed.regf.1006.14.b.2.i.A")
+            .collect();
+        let quiet: Vec<&CooldownRule> = set.cooldowns.iter().collect();
+        let zones = [America::New_York, Pacific::Guam];
+        let subject = Subject {
+            debt: Some("L1"),
+            number: None,
+        };
         let mut h = History::new(
-            &[America::New_York, Pacific::Guam],
-            &[contact("2026-11-23T03:00:00Z")],
+            &zones,
+            &caps,
+            &quiet,
+            subject,
+            &[contact(
+                "2026-11-23T03:00:00Z",
+                ContactKind::Conversation,
+                Some("L1"),
+            )],
         );
-        h.push(contact("2026-11-22T03:00:00Z"));
-        assert_eq!(
-            h.contacts()[0].at,
-            "2026-11-22T03:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
+        h.push(contact(
+            "2026-11-22T03:00:00Z",
+            ContactKind::Placed,
+            Some("L2"),
+        ));
+        h.push(contact(
+            "2026-11-22T04:00:00Z",
+            ContactKind::NotConnected,
+            None,
+        ));
+        // Sorted: L2 placed, unknown-debt not-connected, L1 conversation.
+        assert_eq!(h.contacts()[0].debt.as_deref(), Some("L2"));
         // 2026-11-22T03:00Z is the 21st in New York and the 22nd in Guam.
         assert_eq!(h.date(0, 0).to_string(), "2026-11-21");
         assert_eq!(h.date(0, 1).to_string(), "2026-11-22");
-        assert_eq!(h.date(1, 0).to_string(), "2026-11-22");
+        // The Reg F cap counts every attempt about L1 or an unknown debt; the quiet period
+        // only the conversation.
+        assert_eq!(h.counted(0), &[1, 2]);
+        assert_eq!(h.counted(1), &[2]);
         assert_eq!(
-            h.range(
-                Nanos::of("2026-11-22T03:00:00Z".parse().unwrap()),
-                Nanos::of("2026-11-24T00:00:00Z".parse().unwrap())
-            ),
-            1..2
+            h.upto(Nanos::of("2026-11-22T04:00:00Z".parse().unwrap())),
+            2
         );
     }
 }

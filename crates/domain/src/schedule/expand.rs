@@ -84,7 +84,7 @@ pub fn expand(cadence: &Cadence, req: &Request<'_, '_>) -> Plan {
     let end = req.start + cadence.horizon;
     let slots = cadence.slots(req.zone, req.start, end);
     let max_attempts = cadence.max_attempts as usize;
-    let mut history = req.policy.history(req.history);
+    let mut history = req.policy.history(req.subject, req.history);
     history.reserve(cadence.max_attempts as usize);
     let mut plan = Plan {
         calls: Vec::with_capacity(slots.len().min(max_attempts)),
@@ -159,7 +159,7 @@ struct Known {
 
 impl Known {
     fn decide(req: &Request<'_, '_>, t: DateTime<Utc>, history: &History<'_>) -> Self {
-        match req.policy.decide_with(t, &req.subject, history) {
+        match req.policy.decide_with(t, history) {
             Decision::Allow { at } => Known {
                 from: t,
                 next: Some(at),
