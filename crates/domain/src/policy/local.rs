@@ -5,6 +5,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap;
+use std::cell::Cell;
 use std::sync::{LazyLock, RwLock};
 
 use super::ruleset::Secs;
@@ -85,11 +86,26 @@ pub fn local_datetime(tz: Tz, t: DateTime<Utc>) -> NaiveDateTime {
 }
 
 fn utc_day(tz: Tz, t: DateTime<Utc>) -> UtcDay {
+    thread_local! {
+        // The last answer on this thread: consecutive lookups are mostly for the same day.
+        static LAST: Cell<Option<((Tz, NaiveDate), UtcDay)>> = const { Cell::new(None) };
+    }
     let key = (tz, t.date_naive());
+    if let Some((k, day)) = LAST.get()
+        && k == key
+    {
+        return day;
+    }
+    let day = shared_utc_day(key);
+    LAST.set(Some((key, day)));
+    day
+}
+
+fn shared_utc_day(key: (Tz, NaiveDate)) -> UtcDay {
     if let Some(day) = LOCAL_DATES.read().ok().and_then(|m| m.get(&key).copied()) {
         return day;
     }
-    let day = UtcDay::compute(tz, key.1);
+    let day = UtcDay::compute(key.0, key.1);
     if let Ok(mut m) = LOCAL_DATES.write() {
         if m.len() >= LOCAL_DATES_CAPACITY {
             m.clear();

@@ -198,8 +198,8 @@ pub struct Ruleset {
     pub caps: Vec<CapRule>,
     /// Quiet periods.
     pub cooldowns: Vec<CooldownRule>,
-    /// Memo of window days, shared by clones (rules are not changed after loading).
-    pub(crate) day_cache: Arc<DayCache>,
+    /// Memo of window days (a clone starts with an empty one of its own).
+    pub(crate) day_cache: DayCache,
 }
 
 impl Ruleset {
@@ -232,7 +232,7 @@ impl Ruleset {
             windows: Vec::new(),
             caps: Vec::new(),
             cooldowns: Vec::new(),
-            day_cache: Arc::default(),
+            day_cache: DayCache::default(),
         };
         let mut ids: Vec<&str> = Vec::new();
         for def in &file.rules {

@@ -1,6 +1,8 @@
 //! Evaluating one time-window rule in one zone.
 
+use std::cell::Cell;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -24,16 +26,55 @@ pub enum Day {
 /// Memo of [`day`] per (window rule, zone, local date). The answer does not depend on the
 /// customer, so one cache serves every decision made with a ruleset; it is cleared when it
 /// reaches [`DayCache::CAPACITY`] entries.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DayCache {
+    /// Distinguishes caches (rulesets) in the per-thread last-answer slot.
+    id: u64,
     map: RwLock<FxHashMap<(usize, Tz, NaiveDate), Day>>,
 }
+
+impl Clone for DayCache {
+    /// A fresh, empty cache: the clone's rules may be changed independently.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl Default for DayCache {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        DayCache {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            map: RwLock::default(),
+        }
+    }
+}
+
+/// A cache id, a window rule's index, a zone and a local date.
+type DayKey = (u64, usize, Tz, NaiveDate);
 
 impl DayCache {
     /// Most entries kept (about 40 bytes each).
     pub const CAPACITY: usize = 250_000;
 
     fn get(&self, rule: &WindowRule, set: &Ruleset, zone: Tz, date: NaiveDate) -> Day {
+        thread_local! {
+            // The last answer on this thread: consecutive checks are mostly for one day.
+            static LAST: Cell<Option<(DayKey, Day)>> = const { Cell::new(None) };
+        }
+        let key = (self.id, rule.index, zone, date);
+        if let Some((k, day)) = LAST.get()
+            && k == key
+        {
+            return day;
+        }
+        let day = self.shared(key, rule, set);
+        LAST.set(Some((key, day)));
+        day
+    }
+
+    fn shared(&self, key: DayKey, rule: &WindowRule, set: &Ruleset) -> Day {
+        let (_, _, zone, date) = key;
         let key = (rule.index, zone, date);
         if let Some(day) = self.map.read().ok().and_then(|m| m.get(&key).copied()) {
             return day;
