@@ -14,6 +14,7 @@ pub mod geo;
 pub mod phone;
 pub mod policy;
 pub mod schedule;
+pub mod scheduled_call;
 pub mod task;
 pub mod us_state;
 pub mod validation;

@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ruleset::RuleId;
 
 /// Why a rule blocks a dial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Before the day's window opens.
@@ -27,24 +27,16 @@ pub enum Reason {
 }
 
 /// One rule blocking a dial.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     /// The rule, or `policy.candidates` for an empty candidate set.
     pub rule: RuleId,
     /// Why.
     pub reason: Reason,
     /// The zone in which it blocks (windows and local-day spans).
-    #[serde(serialize_with = "ser_zone")]
     pub zone: Option<Tz>,
     /// The earliest instant this rule alone would allow; `None` = not within the horizon.
     pub until: Option<DateTime<Utc>>,
-}
-
-fn ser_zone<S: serde::Serializer>(z: &Option<Tz>, s: S) -> Result<S::Ok, S::Error> {
-    match z {
-        Some(z) => s.serialize_some(z.name()),
-        None => s.serialize_none(),
-    }
 }
 
 /// The answer to "may we dial at `at`?".
