@@ -22,6 +22,8 @@ pub enum Reason {
     FrequencyCap,
     /// Inside a quiet period (e.g. 7 days after a conversation about the debt).
     Cooldown,
+    /// The consumer named this time inconvenient.
+    ConsumerDesignated,
     /// No candidate time zone: the customer's location is unknown.
     NoCandidateLocation,
 }

@@ -10,6 +10,7 @@ use super::candidates::Candidates;
 use super::cap::{check_cap, check_cooldown};
 use super::contact::{Contact, Subject};
 use super::decision::{Block, Decision, Reason};
+use super::designation::{DESIGNATED_RULE, EmptySpan, Inconvenient};
 use super::history::History;
 use super::local::local_date;
 use super::ruleset::{CapRule, CooldownRule, Ruleset, WindowRule};
@@ -34,6 +35,7 @@ pub struct Prepared<'r> {
     windows: Vec<(&'r WindowRule, Vec<ZoneSlot>)>,
     caps: Vec<&'r CapRule>,
     cooldowns: Vec<&'r CooldownRule>,
+    designations: Vec<Inconvenient>,
 }
 
 impl Ruleset {
@@ -75,6 +77,7 @@ impl Ruleset {
                 .iter()
                 .filter(|c| c.meta.binds(purpose, states))
                 .collect(),
+            designations: Vec::new(),
         }
     }
 
@@ -93,6 +96,15 @@ impl Ruleset {
 }
 
 impl<'r> Prepared<'r> {
+    /// Add the consumer's designated inconvenient times (honoured in every candidate zone).
+    pub fn with_designations(mut self, spans: Vec<Inconvenient>) -> Result<Self, EmptySpan> {
+        for span in &spans {
+            span.validate()?;
+        }
+        self.designations = spans;
+        Ok(self)
+    }
+
     /// The ruleset.
     pub fn ruleset(&self) -> &'r Ruleset {
         self.set
@@ -225,6 +237,18 @@ impl<'r> Prepared<'r> {
                     zone,
                     until: Some(until),
                 });
+            }
+        }
+        for span in &self.designations {
+            for &zone in &self.zones {
+                if let Some(until) = span.blocks(zone, t) {
+                    blocks.push(Block {
+                        rule: Arc::from(DESIGNATED_RULE),
+                        reason: Reason::ConsumerDesignated,
+                        zone: Some(zone),
+                        until: Some(until),
+                    });
+                }
             }
         }
         for (i, rule) in self.cooldowns.iter().enumerate() {
