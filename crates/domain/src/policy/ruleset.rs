@@ -75,6 +75,8 @@ pub struct RuleMeta {
     pub effective_from: Option<NaiveDate>,
     /// First local date it is no longer in force.
     pub effective_until: Option<NaiveDate>,
+    /// Caveats from the rules file.
+    pub note: Option<String>,
 }
 
 impl RuleMeta {

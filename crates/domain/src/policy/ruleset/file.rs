@@ -145,7 +145,6 @@ pub(super) fn meta(def: &RuleDef) -> Result<RuleMeta, RulesetError> {
     {
         return Err(err("effective_from must be before effective_until"));
     }
-    let _ = &def.note;
     Ok(RuleMeta {
         id: Arc::from(id),
         title: def.title.clone(),
@@ -155,6 +154,7 @@ pub(super) fn meta(def: &RuleDef) -> Result<RuleMeta, RulesetError> {
         status: def.status,
         effective_from: def.effective_from,
         effective_until: def.effective_until,
+        note: def.note.clone(),
     })
 }
 
