@@ -4,12 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-command -v cargo >/dev/null 2>&1 ||
-  { echo "run.sh: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
-
-# Assign first: a failing stack.sh inside `eval "$(...)"` would go unnoticed.
-stack_env=$(ops/stack.sh)
-eval "$stack_env"
-export OUTDIAL_DATABASE_URL OUTDIAL_REDIS_URL
+# shellcheck source=ops/env.sh
+source ops/env.sh
 
 exec cargo run --release --locked -p outdial-cli --bin outdial -- "${@:-run}"

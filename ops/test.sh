@@ -4,13 +4,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-command -v cargo >/dev/null 2>&1 ||
-  { echo "test.sh: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
-
-# Assign first: a failing stack.sh inside `eval "$(...)"` would go unnoticed.
-stack_env=$(ops/stack.sh)
-eval "$stack_env"
-export OUTDIAL_DATABASE_URL OUTDIAL_REDIS_URL
+# shellcheck source=ops/env.sh
+source ops/env.sh
 
 # exec: the script exits with cargo's exit code.
 exec cargo test --workspace --locked "$@"
