@@ -9,3 +9,5 @@ command -v cargo >/dev/null 2>&1 ||
 stack_env=$(ops/stack.sh)
 eval "$stack_env"
 export OUTDIAL_DATABASE_URL OUTDIAL_REDIS_URL
+# #[sqlx::test] makes a fresh database per test on the server DATABASE_URL names.
+export DATABASE_URL="$OUTDIAL_DATABASE_URL"

@@ -1,0 +1,53 @@
+//! outdial's Postgres system of record: companies (tenants), their API keys and customers.
+//!
+//! [`Store`] wraps a `PgPool` and owns every query; callers pass `now` from their `Clock`
+//! (SQL never calls `now()`) and a [`CompanyId`] on every customer read or write, so one
+//! tenant can never reach another's rows. The schema lives in `../../migrations`, embedded
+//! as [`MIGRATOR`]. This crate depends on `outdial-domain` for its types and must not depend
+//! on the queue, dialer, worker, API or CLI crates.
+
+mod api_key;
+mod company;
+mod customer;
+mod error;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+pub use api_key::ApiKey;
+pub use company::{Company, CompanyId, DEMO_COMPANY};
+pub use customer::{CustomerFilter, CustomerPatch, MAX_PAGE};
+pub use error::{Error, Result};
+
+/// The schema migrations in `migrations/`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Handle to the Postgres system of record. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects a pool to `url` (`postgres://user@host:port/db`).
+    pub async fn connect(url: &str) -> Result<Store> {
+        let pool = PgPoolOptions::new().connect(url).await?;
+        Ok(Store { pool })
+    }
+
+    /// Wraps an existing pool (tests, or a binary that tunes its own pool).
+    pub fn new(pool: PgPool) -> Store {
+        Store { pool }
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies every pending migration in [`MIGRATOR`].
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+}
