@@ -6,6 +6,7 @@
 //! on stdout; problems go to stderr. Exit codes: 0 done, 1 unusable input or file, 2 invalid
 //! customer (a `{"error": …}` envelope on stdout) or bad command line.
 
+mod company;
 mod customer;
 mod decide;
 mod preview;
@@ -44,6 +45,13 @@ enum Command {
     },
     /// Run outdial. Until the HTTP API exists: preview the demo customer's schedules.
     Run,
+    /// Apply the Postgres migrations.
+    Migrate(company::DbArgs),
+    /// Manage companies (tenants) and their API keys.
+    Company {
+        #[command(subcommand)]
+        command: company::CompanyCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +62,8 @@ fn main() -> ExitCode {
         Command::Decide(args) => decide::run(args, now),
         Command::Rules { command } => rules::run(command),
         Command::Run => preview::run_demo(now),
+        Command::Migrate(db) => company::migrate(db),
+        Command::Company { command } => company::run(command, now),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,163 @@
+//! `outdial migrate` and `outdial company create | list | rotate-key | set-task-types`:
+//! operator commands on the Postgres system of record.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use outdial_store::{Company, Store};
+use serde_json::{Value, json};
+
+use crate::emit;
+
+/// Where Postgres is.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Postgres URL (`ops/stack.sh` prints one)
+    #[arg(
+        long,
+        env = "OUTDIAL_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: String,
+}
+
+/// `outdial company …`.
+#[derive(Debug, Subcommand)]
+pub enum CompanyCommand {
+    /// Create a company; prints its id and its first API key (shown once, stored hashed).
+    Create {
+        /// The company's unique name
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List companies (never their keys or webhook secrets).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Issue a new API key for a company and revoke its old ones; prints the new key once.
+    RotateKey {
+        /// The company's name
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Replace a company's task types and cadences with a TOML file (see
+    /// outdial_domain::schedule::catalog for the format).
+    SetTaskTypes {
+        /// The company's name
+        name: String,
+        /// The task-type file
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Connect and bring the schema up to date.
+async fn store(db: &DbArgs) -> anyhow::Result<Store> {
+    let store = Store::connect(&db.database_url)
+        .await
+        .context("cannot connect to Postgres")?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply the migrations")?;
+    Ok(store)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `outdial migrate`.
+pub fn migrate(db: &DbArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        store(db).await?;
+        emit(&json!({ "migrated": true }))?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `outdial company …`.
+pub fn run(command: &CompanyCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let doc = match command {
+            CompanyCommand::Create { name, db } => {
+                let (company, key) = store(db)
+                    .await?
+                    .create_company(name, now)
+                    .await
+                    .with_context(|| format!("cannot create company {name:?}"))?;
+                json!({ "company": describe(&company), "apiKey": key.expose() })
+            }
+            CompanyCommand::List { db } => {
+                let companies = store(db)
+                    .await?
+                    .list_companies()
+                    .await
+                    .context("cannot list companies")?;
+                Value::Array(companies.iter().map(describe).collect())
+            }
+            CompanyCommand::RotateKey { name, db } => {
+                let store = store(db).await?;
+                let company = store
+                    .company_named(name)
+                    .await
+                    .with_context(|| format!("no company {name:?}"))?;
+                let key = store
+                    .rotate_key(company.id, now)
+                    .await
+                    .context("cannot rotate the key")?;
+                json!({ "company": describe(&company), "apiKey": key.expose() })
+            }
+            CompanyCommand::SetTaskTypes { name, file, db } => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read task-type file {}", file.display()))?;
+                let store = store(db).await?;
+                let company = store
+                    .company_named(name)
+                    .await
+                    .with_context(|| format!("no company {name:?}"))?;
+                let company = store
+                    .set_task_types(company.id, &text)
+                    .await
+                    .with_context(|| format!("task-type file {} is rejected", file.display()))?;
+                json!({ "company": describe(&company) })
+            }
+        };
+        emit(&doc)?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// A company for operators: configuration, never the webhook secret.
+fn describe(c: &Company) -> Value {
+    let task_types: Vec<String> = c
+        .catalog()
+        .map(|cat| {
+            cat.task_types()
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "id": c.id.to_string(),
+        "name": c.name,
+        "taskTypes": task_types,
+        "webhookUrl": c.webhook_url,
+        "callsPerSecond": c.calls_per_second,
+        "maxLiveCalls": c.max_live_calls,
+        "callerIds": c.caller_ids,
+        "createdAt": c.created_at,
+    })
+}

@@ -1,0 +1,154 @@
+//! `outdial migrate` and `outdial company …` against the real Postgres, each test in a
+//! database of its own (created here, dropped at the end).
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A scratch database on the server `DATABASE_URL` (exported by ops/test.sh) names.
+struct ScratchDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDb {
+    fn new(tag: &str) -> ScratchDb {
+        let admin = std::env::var("DATABASE_URL")
+            .or_else(|_| std::env::var("OUTDIAL_DATABASE_URL"))
+            .expect("DATABASE_URL is not set: run the tests through ops/test.sh (or `eval \"$(ops/stack.sh)\"`)");
+        let nanos = std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let name = format!("outdial_cli_{tag}_{}_{nanos}", std::process::id());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        ScratchDb { admin, name, url }
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args(["-w", url, "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+        .output()
+        .expect("psql runs (ops/stack.sh installs it)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn outdial(db: &ScratchDb, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(args)
+        .env("OUTDIAL_DATABASE_URL", &db.url)
+        .output()
+        .expect("the outdial binary runs")
+}
+
+fn json_ok(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
+}
+
+#[test]
+fn company_create_prints_a_key_once_and_list_never_shows_keys() {
+    let db = ScratchDb::new("create");
+    json_ok(&outdial(&db, &["migrate"]));
+    json_ok(&outdial(&db, &["migrate"])); // idempotent
+    let created = json_ok(&outdial(&db, &["company", "create", "acme"]));
+    let key = created["apiKey"].as_str().expect("apiKey");
+    assert!(key.starts_with("odk_"), "{created:#}");
+    assert_eq!(
+        created["company"]["taskTypes"],
+        serde_json::json!(["collections", "verification"])
+    );
+
+    let again = outdial(&db, &["company", "create", "acme"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("acme"));
+
+    let list = outdial(&db, &["company", "list"]);
+    let listed = json_ok(&list);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(key),
+        "a key leaked into the list"
+    );
+}
+
+#[test]
+fn rotate_key_issues_a_new_key() {
+    let db = ScratchDb::new("rotate");
+    let first = json_ok(&outdial(&db, &["company", "create", "acme"]));
+    let rotated = json_ok(&outdial(&db, &["company", "rotate-key", "acme"]));
+    assert_ne!(first["apiKey"], rotated["apiKey"]);
+    let missing = outdial(&db, &["company", "rotate-key", "nobody"]);
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn set_task_types_accepts_a_catalog_and_rejects_a_bad_one_naming_the_problem() {
+    let db = ScratchDb::new("tasktypes");
+    json_ok(&outdial(&db, &["company", "create", "acme"]));
+    let dir = std::env::temp_dir().join(format!("outdial-cli-tt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[collections]\nschedule = \"collections\"\n[welcome_call]\nschedule = \"custom\"\n\
+         [welcome_call.custom]\ncron = [\"0 0 10 * * Mon-Fri\"]\nhorizon = \"7d\"\nmaxAttempts = 3\n\
+         retry = { noAnswer = \"4h\", busy = \"30m\", voicemail = \"1d\" }\n",
+    )
+    .expect("write");
+    let set = json_ok(&outdial(
+        &db,
+        &[
+            "company",
+            "set-task-types",
+            "acme",
+            good.to_str().expect("utf-8"),
+        ],
+    ));
+    assert_eq!(
+        set["company"]["taskTypes"],
+        serde_json::json!(["collections", "welcome_call"])
+    );
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[x]\nschedule = \"collections\"\n[x.collections]\ncron = [\"nope\"]\n",
+    )
+    .expect("write");
+    let out = outdial(
+        &db,
+        &[
+            "company",
+            "set-task-types",
+            "acme",
+            bad.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+}
