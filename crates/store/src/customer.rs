@@ -171,18 +171,12 @@ impl TryFrom<CustomerRow> for Customer {
                 column,
             })
         }
-        // `Birthday::new` wants today's date for its range check; a stored date was checked
-        // when it was written, so it goes back through the format-only deserializer.
-        let birthday = r
-            .birthday
-            .map(|d| serde_json::from_value(Value::String(d.format("%Y-%m-%d").to_string())))
-            .transpose();
         Ok(Customer {
             first_name: col("first_name", PersonName::new(&r.first_name))?,
             last_name: col("last_name", PersonName::new(&r.last_name))?,
             id: col("id", CustomerRef::new(&r.id))?,
             email: col("email", r.email.as_deref().map(Email::new).transpose())?,
-            birthday: col("birthday", birthday)?,
+            birthday: r.birthday.map(Birthday::from_stored),
             ssn_last_four: col(
                 "ssn_last_four",
                 r.ssn_last_four.as_deref().map(SsnLastFour::new).transpose(),
