@@ -1,0 +1,57 @@
+//! outdial's HTTP API (axum): the customer routes of issue 3, each authenticated by
+//! `X-API-Key` and scoped to the key's company.
+//!
+//! [`router`] takes an [`AppState`] (the [`Store`] and a [`Clock`]) and returns the whole
+//! service; tests drive it with `tower::ServiceExt::oneshot`, the binary serves it. Every
+//! failure, including those raised by middleware (an oversize body, an unknown route), leaves
+//! as one JSON envelope, `{"error": {"code", "message", "fields"}}` ([`ApiError`]). This
+//! crate depends on `outdial-domain` and `outdial-store`; it must not read the environment,
+//! install a tracing subscriber or depend on the CLI.
+
+mod auth;
+mod body;
+mod customers;
+mod error;
+mod patch;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use outdial_domain::Clock;
+use outdial_store::Store;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+/// The largest request body accepted, in bytes (1 MiB); larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler shares: the system of record and the clock ("now" for validation and
+/// timestamps). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The API's routes with authentication, the body limit, tracing and the error envelope.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/customers", get(customers::list).post(customers::create))
+        .route(
+            "/customers/{id}",
+            get(customers::show).patch(customers::update),
+        )
+        .fallback(error::no_route)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ))
+        .with_state(state);
+    // The envelope rewrite sits outside the body limit so that its 413 is rewritten too.
+    api.layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(error::envelope_plain_errors))
+        .layer(TraceLayer::new_for_http())
+}
