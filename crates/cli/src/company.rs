@@ -60,7 +60,7 @@ pub enum CompanyCommand {
 }
 
 /// Connect and bring the schema up to date.
-async fn store(db: &DbArgs) -> anyhow::Result<Store> {
+pub(crate) async fn store(db: &DbArgs) -> anyhow::Result<Store> {
     let store = Store::connect(&db.database_url)
         .await
         .context("cannot connect to Postgres")?;

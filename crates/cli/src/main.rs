@@ -11,6 +11,7 @@ mod customer;
 mod decide;
 mod preview;
 mod rules;
+mod serve;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -45,6 +46,8 @@ enum Command {
     },
     /// Run outdial. Until the HTTP API exists: preview the demo customer's schedules.
     Run,
+    /// Serve the HTTP API (customers) against Postgres, with the demo company.
+    Serve(serve::ServeArgs),
     /// Apply the Postgres migrations.
     Migrate(company::DbArgs),
     /// Manage companies (tenants) and their API keys.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Decide(args) => decide::run(args, now),
         Command::Rules { command } => rules::run(command),
         Command::Run => preview::run_demo(now),
+        Command::Serve(args) => serve::run(args),
         Command::Migrate(db) => company::migrate(db),
         Command::Company { command } => company::run(command, now),
     };
@@ -86,6 +90,16 @@ fn emit(doc: &Value) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("cannot write the output"),
     }
+}
+
+/// Prints one compact JSON document on its own line and flushes (for line-reading tools).
+fn emit_line(doc: &Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, doc)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush())
+        .context("cannot write the output")
 }
 
 /// Parses an RFC 3339 instant (`2026-11-23T05:00:00Z`, any offset) into UTC.
