@@ -495,42 +495,8 @@ mod tests {
 
     /// The seed's example request with real values in place of `<string>`.
     fn seed_body() -> Value {
-        json!({
-            "id": "cust-8841",
-            "taskType": "collections",
-            "firstName": "Jane",
-            "lastName": "Doe",
-            "email": "jane.doe@example.com",
-            "birthday": "1985-06-15",
-            "ssnLastFour": "1234",
-            "timezone": "America/Los_Angeles",
-            "phoneNumber": "+15551234567",
-            "streetAddress1": "123 Main St",
-            "streetAddress2": "Apt 4B",
-            "city": "San Francisco",
-            "state": "CA",
-            "zipCode": "94102",
-            "doNotCall": true,
-            "isTest": true,
-            "test": false,
-            "externalMetadata": {
-                "home_phone": "+14155555555",
-                "cell_phone": "+14155556666",
-                "employer_name": "Acme Corporation",
-                "employer_address": "456 Business Ave",
-                "employer_city": "San Francisco",
-                "employer_state": "CA",
-                "employer_zip": "94103",
-                "employer_department": "Sales",
-                "employer_phone": "+14155557777",
-                "employer_direct_line": "+14155558888",
-                "pay_frequency": "biweekly",
-                "pay_day": "Friday"
-            },
-            "loanIds": [123, 456, 789],
-            "sync": false,
-            "loanId": "loan-67890"
-        })
+        serde_json::from_str(include_str!("../../../tests/fixtures/seed-customer.json"))
+            .expect("the seed fixture is JSON")
     }
 
     fn validate(body: Value) -> Result<Customer, Violations> {
