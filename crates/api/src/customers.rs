@@ -12,12 +12,13 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::{Extension, response::IntoResponse};
-use outdial_domain::{Customer, CustomerInput, ErrorCode, FieldError};
-use outdial_store::{Company, CustomerFilter, MAX_PAGE};
+use outdial_domain::{Customer, CustomerInput};
+use outdial_store::{Cancellation, Company, CustomerFilter, MAX_PAGE};
 use serde::Serialize;
 
 use crate::body::{JsonObject, typed};
 use crate::patch::merge;
+use crate::query;
 use crate::{ApiError, AppState};
 
 /// The page size when `limit` is not given.
@@ -73,8 +74,8 @@ pub(crate) async fn show(
 /// `PATCH /customers/{id}`: the body holds only the fields to change. The merged customer
 /// is validated as a whole, so a patch cannot leave an invalid row behind.
 ///
-/// Setting `doNotCall` will also cancel the customer's pending calls; that arrives with the
-/// scheduled-calls part of issue 3 (there are no scheduled calls to cancel yet).
+/// Setting `doNotCall` also cancels the customer's pending calls and ends its schedule, in
+/// the same transaction.
 #[tracing::instrument(skip_all, fields(company.id = %company.id))]
 pub(crate) async fn update(
     State(state): State<AppState>,
@@ -109,7 +110,7 @@ pub(crate) async fn list(
     Extension(company): Extension<Company>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Page>, ApiError> {
-    let params = ListParams::parse(query.as_deref().unwrap_or(""))?;
+    let params = ListParams::parse(query.as_deref())?;
     let (data, next) = state
         .store
         .list_customers(company.id, params.filter, params.after, params.limit)
@@ -129,80 +130,44 @@ struct ListParams {
 }
 
 impl ListParams {
-    fn parse(query: &str) -> Result<ListParams, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query)?;
+    fn parse(query: Option<&str>) -> Result<ListParams, ApiError> {
         let mut params = ListParams {
             filter: CustomerFilter::default(),
             after: None,
             limit: DEFAULT_PAGE,
         };
-        let bad = |name: &str, message: String| {
-            ApiError::field(FieldError::new(name, ErrorCode::InvalidValue, message))
-        };
-        for (name, value) in pairs {
+        for (name, value) in query::pairs(query)? {
             match name.as_str() {
-                "isTest" | "doNotCall" => {
-                    let flag = match value.as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(bad(&name, format!("{name} must be true or false"))),
-                    };
-                    if name == "isTest" {
-                        params.filter.is_test = Some(flag);
-                    } else {
-                        params.filter.do_not_call = Some(flag);
-                    }
-                }
-                "after" => {
-                    let cursor = value.parse::<i64>().ok().filter(|c| *c >= 0);
-                    params.after = Some(cursor.ok_or_else(|| {
-                        bad(
-                            "after",
-                            "after must be a nextCursor from a previous page".to_owned(),
-                        )
-                    })?);
-                }
-                "limit" => {
-                    let limit = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|l| (1..=MAX_PAGE).contains(l));
-                    params.limit = limit.ok_or_else(|| {
-                        bad(
-                            "limit",
-                            format!("limit must be an integer from 1 to {MAX_PAGE}"),
-                        )
-                    })?;
-                }
-                _ => {
-                    return Err(ApiError::field(FieldError::new(
-                        name.as_str(),
-                        ErrorCode::UnknownField,
-                        format!("unknown query parameter {name}"),
-                    )));
-                }
+                "isTest" => params.filter.is_test = Some(query::boolean(&name, &value)?),
+                "doNotCall" => params.filter.do_not_call = Some(query::boolean(&name, &value)?),
+                "after" => params.after = Some(query::seq_cursor(&value)?),
+                "limit" => params.limit = query::limit(&value, MAX_PAGE)?,
+                _ => return Err(query::unknown(&name)),
             }
         }
         Ok(params)
     }
 }
 
-/// Decodes `a=1&b=2` into pairs with axum's own form decoder.
-fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
-    let uri: axum::http::Uri = format!("/?{query}").parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "the query string is malformed",
-        )
-    })?;
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
-        .map(|q| q.0)
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "the query string is malformed",
-            )
-        })
+/// `POST /customers/{id}/cancel-communications`: cancels every pending call of the customer
+/// and ends its schedule; answers with the count, the ids cancelled and the calls already in
+/// flight (a worker holds them: they could not be stopped).
+#[tracing::instrument(skip_all, fields(company.id = %company.id))]
+pub(crate) async fn cancel_communications(
+    State(state): State<AppState>,
+    Extension(company): Extension<Company>,
+    Path(id): Path<String>,
+) -> Result<Json<Cancellation>, ApiError> {
+    let now = state.clock.now();
+    let result = state
+        .store
+        .cancel_communications(company.id, &id, now)
+        .await?;
+    tracing::info!(
+        customer.id = %id,
+        calls.cancelled = result.cancelled,
+        calls.in_flight = result.in_flight.len(),
+        "communications cancelled"
+    );
+    Ok(Json(result))
 }

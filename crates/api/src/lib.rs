@@ -10,15 +10,19 @@
 
 mod auth;
 mod body;
+mod calls;
 mod customers;
 mod error;
 mod patch;
+mod query;
+mod scheduled_calls;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use outdial_domain::Clock;
+use outdial_domain::policy::Ruleset;
 use outdial_store::Store;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -28,12 +32,13 @@ pub use error::ApiError;
 /// The largest request body accepted, in bytes (1 MiB); larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What every handler shares: the system of record and the clock ("now" for validation and
-/// timestamps). Cheap to clone.
+/// What every handler shares: the system of record, the clock ("now" for validation,
+/// planning and timestamps) and the calling ruleset. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    pub rules: Arc<Ruleset>,
 }
 
 /// The API's routes with authentication, the body limit, tracing and the error envelope.
@@ -44,6 +49,25 @@ pub fn router(state: AppState) -> Router {
             "/customers/{id}",
             get(customers::show).patch(customers::update),
         )
+        .route(
+            "/customers/{id}/cancel-communications",
+            post(customers::cancel_communications),
+        )
+        .route("/scheduled-calls", get(scheduled_calls::list))
+        .route(
+            "/scheduled-calls/{id}",
+            get(scheduled_calls::show).post(scheduled_calls::create),
+        )
+        .route(
+            "/scheduled-calls/{id}/cancel",
+            post(scheduled_calls::cancel),
+        )
+        .route(
+            "/scheduled-calls/{id}/reschedule",
+            post(scheduled_calls::reschedule),
+        )
+        .route("/calls", get(calls::list))
+        .route("/calls/{id}", get(calls::show))
         .fallback(error::no_route)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

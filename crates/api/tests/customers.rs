@@ -1,148 +1,17 @@
 //! The customer routes through `router(state)` + `oneshot`, against a fresh Postgres
 //! database per test (`DATABASE_URL`, set by `ops/test.sh`).
 
-use std::sync::Arc;
+mod support;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use chrono::{TimeZone, Utc};
 use http_body_util::BodyExt;
-use outdial_api::{AppState, MAX_BODY_BYTES, router};
-use outdial_domain::ManualClock;
-use outdial_store::Store;
+use outdial_api::MAX_BODY_BYTES;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-/// The app and one API key for each of two companies.
-struct Fixture {
-    app: Router,
-    key_a: String,
-    key_b: String,
-}
-
-async fn fixture(pool: PgPool) -> Fixture {
-    let now = Utc.with_ymd_and_hms(2026, 5, 1, 15, 0, 0).unwrap();
-    let store = Store::new(pool);
-    let (_, key_a) = store
-        .create_company("acme", now)
-        .await
-        .expect("create company a");
-    let (_, key_b) = store
-        .create_company("globex", now)
-        .await
-        .expect("create company b");
-    let app = router(AppState {
-        store,
-        clock: Arc::new(ManualClock::new(now)),
-    });
-    Fixture {
-        app,
-        key_a: key_a.expose().to_owned(),
-        key_b: key_b.expose().to_owned(),
-    }
-}
-
-/// Sends a request and returns the status and the JSON body (`Null` when empty).
-async fn send(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    key: Option<&str>,
-    body: Option<Vec<u8>>,
-) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(key) = key {
-        req = req.header("X-API-Key", key);
-    }
-    let req = match body {
-        Some(bytes) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(bytes)),
-        None => req.body(Body::empty()),
-    }
-    .expect("request");
-    let response = app.clone().oneshot(req).await.expect("router answers");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let json = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"))
-    };
-    (status, json)
-}
-
-async fn post(app: &Router, key: &str, uri: &str, body: &Value) -> (StatusCode, Value) {
-    send(
-        app,
-        "POST",
-        uri,
-        Some(key),
-        Some(body.to_string().into_bytes()),
-    )
-    .await
-}
-
-async fn patch(app: &Router, key: &str, uri: &str, body: &Value) -> (StatusCode, Value) {
-    send(
-        app,
-        "PATCH",
-        uri,
-        Some(key),
-        Some(body.to_string().into_bytes()),
-    )
-    .await
-}
-
-async fn get(app: &Router, key: &str, uri: &str) -> (StatusCode, Value) {
-    send(app, "GET", uri, Some(key), None).await
-}
-
-/// The seed's example request with real values in place of `<string>`.
-fn seed_body() -> Value {
-    serde_json::from_str(include_str!("../../../tests/fixtures/seed-customer.json"))
-        .expect("the seed fixture is JSON")
-}
-
-/// A minimal valid customer with the given id.
-fn minimal(id: &str) -> Value {
-    json!({
-        "id": id,
-        "taskType": "verification",
-        "firstName": "Sam",
-        "lastName": "Lee",
-        "timezone": "America/New_York",
-        "phoneNumber": "+12125550123",
-        "streetAddress1": "1 Broadway",
-        "city": "New York",
-        "state": "NY",
-        "zipCode": "10004"
-    })
-}
-
-fn assert_envelope(body: &Value, code: &str) {
-    let error = &body["error"];
-    assert_eq!(error["code"], code, "{body}");
-    assert!(error["message"].is_string(), "{body}");
-    assert!(error["fields"].is_array(), "{body}");
-}
-
-fn field_names(body: &Value) -> Vec<String> {
-    body["error"]["fields"]
-        .as_array()
-        .expect("fields is an array")
-        .iter()
-        .map(|f| f["field"].as_str().expect("field is a string").to_owned())
-        .collect()
-}
+use support::*;
 
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]
 async fn seed_example_is_created_and_round_trips_field_by_field(pool: PgPool) {

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Args;
-use outdial_domain::geo::Geo;
-use outdial_domain::policy::{Candidates, LocationFacts, Subject};
 use outdial_domain::task::TaskType;
 use outdial_domain::{Customer, CustomerInput, Violations};
 use serde_json::{Value, json};
@@ -109,23 +107,4 @@ fn read_input(path: &Path) -> anyhow::Result<CustomerInput> {
 pub fn error_envelope(violations: &Violations) -> anyhow::Result<Value> {
     let fields = serde_json::to_value(violations).context("cannot serialize the violations")?;
     Ok(json!({ "error": { "message": violations.to_string(), "fields": fields } }))
-}
-
-/// Every zone and state the customer's data suggests.
-pub fn candidates(customer: &Customer) -> Candidates {
-    let facts = LocationFacts {
-        timezone: Some(customer.timezone),
-        state: Some(customer.state),
-        zip: Some(customer.zip_code.five()),
-        area_code: customer.phone.nanp_area_code(),
-    };
-    Candidates::resolve(&facts, Geo::us())
-}
-
-/// The debt and number a call to this customer is about.
-pub fn subject(customer: &Customer) -> Subject<'_> {
-    Subject {
-        debt: customer.loan_id.as_deref(),
-        number: Some(customer.phone.as_e164()),
-    }
 }

@@ -54,12 +54,11 @@ pub fn run(args: &DecideArgs, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID_CUSTOMER));
         }
     };
-    let candidates = customer::candidates(&customer);
-    let decision = ruleset.prepare(&candidates, args.purpose.into()).decide(
-        args.at,
-        &customer::subject(&customer),
-        &[],
-    );
+    let candidates = customer.candidates();
+    let decision =
+        ruleset
+            .prepare(&candidates, args.purpose.into())
+            .decide(args.at, &customer.subject(), &[]);
     emit(&serde_json::to_value(&decision).context("cannot serialize the decision")?)?;
     Ok(ExitCode::SUCCESS)
 }

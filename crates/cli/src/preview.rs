@@ -130,14 +130,14 @@ fn document(
     cadence: &Cadence,
     start: DateTime<Utc>,
 ) -> anyhow::Result<Value> {
-    let candidates = customer::candidates(customer);
+    let candidates = customer.candidates();
     let prepared = ruleset.prepare(&candidates, kind.purpose());
     let plan = expand(
         cadence,
         &Request {
             policy: &prepared,
             zone: customer.timezone,
-            subject: customer::subject(customer),
+            subject: customer.subject(),
             history: &[],
             start,
         },

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use outdial_api::{AppState, router};
+use outdial_domain::policy::Ruleset;
 use outdial_domain::{Clock, SystemClock};
 use serde_json::json;
 
@@ -65,7 +66,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .local_addr()
         .context("cannot read the bound address")?;
     emit_line(&json!({ "listening": addr.to_string(), "demoApiKey": key }))?;
-    let app = router(AppState { store, clock });
+    let rules = Arc::new(Ruleset::bundled().context("the bundled ruleset is invalid")?);
+    let app = router(AppState {
+        store,
+        clock,
+        rules,
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::flags::{Flag, RetryReason};
+use crate::policy::ContactKind;
 
 macro_rules! uuid_id {
     ($(#[$meta:meta])* $ty:ident) => {
@@ -309,6 +310,30 @@ impl AttemptOutcome {
     /// The snake_case name.
     pub const fn as_str(self) -> &'static str {
         self.status().as_str()
+    }
+
+    /// How far an attempt that ended this way with these `flags` got, as the caps count it:
+    /// a conversation flag (`RPC`, `LIVE_CONNECT`) makes it a conversation; a completed call
+    /// is connected; no answer and voicemail reached the line; busy and failed did not.
+    pub fn contact_kind(self, flags: &[Flag]) -> ContactKind {
+        if flags.iter().any(Flag::is_conversation) {
+            return ContactKind::Conversation;
+        }
+        match self {
+            AttemptOutcome::Completed => ContactKind::Connected,
+            AttemptOutcome::NoAnswer | AttemptOutcome::Voicemail => ContactKind::Placed,
+            AttemptOutcome::Busy | AttemptOutcome::Failed => ContactKind::NotConnected,
+        }
+    }
+}
+
+impl FromStr for AttemptOutcome {
+    type Err = UnknownCallStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AttemptOutcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| UnknownCallStatus(s.to_owned()))
     }
 }
 

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::UsState;
+use crate::geo::Geo;
 use crate::phone::{Birthday, Email, PersonName, PhoneNumber, SsnLastFour};
+use crate::policy::{Candidates, LocationFacts, Subject};
 use crate::task::TaskType;
 use crate::validation::{
     ErrorCode, FieldError, Invalid, MAX_TEXT_CHARS, Violations, check_text, string_newtype,
@@ -389,6 +391,28 @@ pub struct Customer {
     pub loan_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loan_ids: Vec<i64>,
+}
+
+impl Customer {
+    /// Every zone and state the customer's data suggests (IANA zone, ZIP, address state,
+    /// area code): a dial must be lawful in all of them.
+    pub fn candidates(&self) -> Candidates {
+        let facts = LocationFacts {
+            timezone: Some(self.timezone),
+            state: Some(self.state),
+            zip: Some(self.zip_code.five()),
+            area_code: self.phone.nanp_area_code(),
+        };
+        Candidates::resolve(&facts, Geo::us())
+    }
+
+    /// The debt and number a call to this customer is about (the caps' key).
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            debt: self.loan_id.as_deref(),
+            number: Some(self.phone.as_e164()),
+        }
+    }
 }
 
 /// Masks `Some(value)` as `Some(***)`.

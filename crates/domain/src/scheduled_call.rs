@@ -39,6 +39,8 @@ pub enum Event {
     Deferred,
     /// A worker handed it back before the dial intent (shutdown, lease expiry).
     HandedBack,
+    /// The company moved it to another time (checked against the policy); still scheduled.
+    Rescheduled,
     /// The provider accepted the call.
     Dialed,
     /// The attempt ended.
@@ -131,7 +133,15 @@ impl ScheduledCall {
         due_at: Option<DateTime<Utc>>,
         blocks: Vec<Block>,
     ) -> Result<(), IllegalTransition> {
+        if matches!(event, Event::Rescheduled) && self.status != CallStatus::Scheduled {
+            return Err(IllegalTransition {
+                from: self.status,
+                to: CallStatus::Scheduled,
+            });
+        }
         let to = match &event {
+            // A reschedule keeps the call scheduled: it is the one event that changes no status.
+            Event::Rescheduled => CallStatus::Scheduled,
             Event::Planned | Event::Deferred | Event::HandedBack => CallStatus::Scheduled,
             Event::Claimed => CallStatus::Dialing,
             Event::Dialed => CallStatus::InProgress,
@@ -140,7 +150,9 @@ impl ScheduledCall {
             Event::Blocked => CallStatus::Blocked,
             Event::Expired => CallStatus::Expired,
         };
-        self.status = self.status.transition(to)?;
+        if !matches!(event, Event::Rescheduled) {
+            self.status = self.status.transition(to)?;
+        }
         if let Some(due) = due_at {
             self.due_at = due;
         }

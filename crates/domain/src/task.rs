@@ -69,6 +69,15 @@ pub enum ScheduleType {
 }
 
 impl ScheduleType {
+    /// The snake_case name used in JSON and in storage.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ScheduleType::Verification => "verification",
+            ScheduleType::Collections => "collections",
+            ScheduleType::Custom => "custom",
+        }
+    }
+
     /// The purpose whose rules govern calls of this schedule. Custom schedules are treated
     /// as collection calls, the strictest purpose that binds a lender's calls.
     pub fn purpose(self) -> Purpose {

@@ -3,7 +3,9 @@
 //! `POST /customers` creates ([`Store::insert_customer`]): re-posting an id the company
 //! already has is a [`Error::Conflict`] (409), never a silent overwrite; `PATCH` changes
 //! fields ([`Store::update_customer`]). Every function takes the [`CompanyId`] and filters on
-//! it, so another company's customer is simply [`Error::NotFound`].
+//! it, so another company's customer is simply [`Error::NotFound`]. `loanId` and `loanIds`
+//! are also recorded as the customer's loans. An update that leaves `doNotCall` set cancels
+//! every pending call and ends the active schedule in the same transaction.
 //!
 //! Listing pages by `seq`, an identity column. So that a page boundary never skips a row
 //! whose insert was still in flight (it would hold a lower `seq` than a row already
@@ -16,6 +18,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
+use outdial_domain::scheduled_call::CancelReason;
 use outdial_domain::task::TaskType;
 use outdial_domain::{
     Birthday, Customer, CustomerRef, Email, PersonName, PhoneNumber, SsnLastFour, UsState, ZipCode,
@@ -26,6 +29,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
 
 use crate::company::CompanyId;
+use crate::scheduled_call::{Pending, cancel_pending, end_active_schedule};
 use crate::{Error, Result, Store};
 
 /// The most customers one page returns.
@@ -201,6 +205,15 @@ impl TryFrom<CustomerRow> for Customer {
     }
 }
 
+/// The customer's loan references: `loanId` and each of `loanIds` (as decimal text).
+fn loan_refs(c: &Customer) -> Vec<String> {
+    c.loan_id
+        .iter()
+        .cloned()
+        .chain(c.loan_ids.iter().map(i64::to_string))
+        .collect()
+}
+
 /// Binds `$1` company, `$2` id and `$3`–`$20` every other field, `$21` now: the parameter
 /// order shared by the insert and the update.
 fn bind_customer<'q>(
@@ -249,17 +262,24 @@ impl Store {
         let sql = format!(
             "WITH gate AS (
                  SELECT pg_advisory_xact_lock_shared({LIST_LOCK}, hashtext($1::text))
+             ), stored AS (
+                 INSERT INTO customers (company_id, id, task_type, first_name, last_name, email,
+                     birthday, ssn_last_four, timezone, phone, street_address1, street_address2,
+                     city, state, zip_code, do_not_call, is_test, external_metadata, loan_id,
+                     loan_ids, created_at, updated_at)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $17, $18::text::json, $19, $20, $21, $21
+                 FROM gate
+                 RETURNING {CUSTOMER_COLUMNS}
+             ), loans AS (
+                 INSERT INTO loans (company_id, customer_id, id, created_at)
+                 SELECT $1, $2, loan, $21 FROM unnest($22::text[]) AS loan, stored
+                 ON CONFLICT DO NOTHING
              )
-             INSERT INTO customers (company_id, id, task_type, first_name, last_name, email,
-                 birthday, ssn_last_four, timezone, phone, street_address1, street_address2,
-                 city, state, zip_code, do_not_call, is_test, external_metadata, loan_id,
-                 loan_ids, created_at, updated_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $18::text::json, $19, $20, $21, $21
-             FROM gate
-             RETURNING {CUSTOMER_COLUMNS}"
+             SELECT * FROM stored"
         );
         let row = bind_customer(sqlx::query_as(&sql), company, customer, now)?
+            .bind(loan_refs(customer))
             .fetch_one(&self.pool)
             .await
             .map_err(|e| Error::from(e).conflict_on("customer"))?;
@@ -311,6 +331,28 @@ impl Store {
         let row = bind_customer(sqlx::query_as(&sql), company, &customer, now)?
             .fetch_one(&mut *tx)
             .await?;
+        sqlx::query(
+            "INSERT INTO loans (company_id, customer_id, id, created_at)
+             SELECT $1, $2, loan, $3 FROM unnest($4::text[]) AS loan ON CONFLICT DO NOTHING",
+        )
+        .bind(company.as_uuid())
+        .bind(id)
+        .bind(now)
+        .bind(loan_refs(&customer))
+        .execute(&mut *tx)
+        .await?;
+        if customer.do_not_call {
+            // Do-not-call stops everything pending, in the same transaction.
+            cancel_pending(
+                &mut tx,
+                company,
+                Pending::Customer(id),
+                CancelReason::DoNotCall,
+                now,
+            )
+            .await?;
+            end_active_schedule(&mut tx, company, id, now).await?;
+        }
         tx.commit().await?;
         row.try_into()
     }

@@ -18,6 +18,16 @@ pub enum Error {
         /// of the unique constraint when nothing more specific is known.
         what: String,
     },
+    /// The customer is marked do-not-call: no call may be scheduled.
+    #[error("the customer is marked do-not-call")]
+    DoNotCall,
+    /// The scheduled call is not pending (a worker holds it, or it is finished), so it
+    /// cannot be cancelled or rescheduled.
+    #[error("the scheduled call is {status}, not scheduled")]
+    NotPending {
+        /// Its current status.
+        status: outdial_domain::CallStatus,
+    },
     /// A task-type catalog that does not parse or validate; the message names the problem.
     #[error("invalid task types: {0}")]
     TaskTypes(CatalogError),

@@ -1,4 +1,6 @@
-//! outdial's Postgres system of record: companies (tenants), their API keys and customers.
+//! outdial's Postgres system of record: companies (tenants), their API keys, customers and
+//! their loans, schedules, scheduled calls with their decision trails, call attempts and
+//! stored idempotency keys.
 //!
 //! [`Store`] wraps a `PgPool` and owns every query; callers pass `now` from their `Clock`
 //! (SQL never calls `now()`) and a [`CompanyId`] on every customer read or write, so one
@@ -7,17 +9,25 @@
 //! on the queue, dialer, worker, API or CLI crates.
 
 mod api_key;
+mod call_attempt;
 mod company;
 mod customer;
 mod error;
+mod idempotency;
+mod schedule;
+mod scheduled_call;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 pub use api_key::ApiKey;
+pub use call_attempt::{CallRecord, MAX_ATTEMPT_PAGE, NewAttempt};
 pub use company::{Company, CompanyId, DEMO_COMPANY};
 pub use customer::{CustomerFilter, CustomerPatch, MAX_PAGE};
 pub use error::{Error, Result};
+pub use idempotency::{Idempotent, KEY_RETENTION_HOURS};
+pub use schedule::{CreatedSchedule, NewSchedule};
+pub use scheduled_call::{CallFilter, Cancellation, InFlight, MAX_CALL_PAGE, ScheduledCallRecord};
 
 /// The schema migrations in `migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

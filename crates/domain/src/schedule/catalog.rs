@@ -80,9 +80,9 @@ struct TaskTypeDef {
 pub struct TaskTypeConfig {
     /// The schedule type used when a request names none.
     pub schedule: ScheduleType,
-    verification: Cadence,
-    collections: Cadence,
-    custom: Option<Cadence>,
+    verification: (CadenceDef, Cadence),
+    collections: (CadenceDef, Cadence),
+    custom: Option<(CadenceDef, Cadence)>,
 }
 
 /// A company's task types.
@@ -112,9 +112,9 @@ impl Catalog {
                 TaskType::from_str(&name).map_err(|_| CatalogError::BadName(name.clone()))?;
             let cadence = |schedule: ScheduleType,
                            own: Option<CadenceDef>|
-             -> Result<Option<Cadence>, CatalogError> {
+             -> Result<Option<(CadenceDef, Cadence)>, CatalogError> {
                 own.or_else(|| Cadence::default_def(schedule))
-                    .map(|d| Cadence::parse(&d))
+                    .map(|d| Cadence::parse(&d).map(|c| (d, c)))
                     .transpose()
                     .map_err(|source| CatalogError::Cadence {
                         task_type: name.clone(),
@@ -162,15 +162,25 @@ impl Catalog {
         task_type: &str,
         schedule: Option<ScheduleType>,
     ) -> Result<&Cadence, CatalogError> {
+        self.cadence_with_def(task_type, schedule).map(|(_, c)| c)
+    }
+
+    /// The cadence for `task_type` and `schedule` with the definition it was parsed from.
+    pub fn cadence_with_def(
+        &self,
+        task_type: &str,
+        schedule: Option<ScheduleType>,
+    ) -> Result<(&CadenceDef, &Cadence), CatalogError> {
         let config = self.get(task_type)?;
-        match schedule.unwrap_or(config.schedule) {
-            ScheduleType::Verification => Ok(&config.verification),
-            ScheduleType::Collections => Ok(&config.collections),
+        let (def, cadence) = match schedule.unwrap_or(config.schedule) {
+            ScheduleType::Verification => &config.verification,
+            ScheduleType::Collections => &config.collections,
             ScheduleType::Custom => config
                 .custom
                 .as_ref()
-                .ok_or_else(|| CatalogError::NoCustomCadence(task_type.to_owned())),
-        }
+                .ok_or_else(|| CatalogError::NoCustomCadence(task_type.to_owned()))?,
+        };
+        Ok((def, cadence))
     }
 }
 

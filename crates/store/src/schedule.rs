@@ -1,0 +1,198 @@
+//! Schedules: one expansion of a cadence for a customer, stored with the calls it planned.
+//!
+//! A customer has at most one active schedule (a partial unique index). Creating one, in a
+//! single transaction: locks the customer row (so a concurrent `doNotCall` or cancellation
+//! is ordered before or after, never in between), refuses a do-not-call customer, ends the
+//! active schedule and cancels its pending calls (`schedule_replaced` in their trails), then
+//! inserts the schedule, its calls and their first trail entries. The plan itself is made by
+//! the caller with `outdial_domain::schedule::expand` (pure), so a dry run stores nothing.
+
+use chrono::{DateTime, Utc};
+use outdial_domain::schedule::{CadenceDef, Plan};
+use outdial_domain::scheduled_call::{CancelReason, ScheduledCall};
+use outdial_domain::task::ScheduleType;
+use outdial_domain::{CallId, CustomerRef, ScheduleId};
+use uuid::Uuid;
+
+use crate::company::CompanyId;
+use crate::scheduled_call::{
+    CALL_LIST_LOCK, Pending, ScheduledCallRecord, append_trail, cancel_pending,
+    end_active_schedule, local_time,
+};
+use crate::{Error, Result, Store};
+
+/// A schedule to store: what was asked for and the plan made for it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSchedule<'a> {
+    pub customer_id: &'a CustomerRef,
+    pub schedule_type: ScheduleType,
+    pub task_type: &'a str,
+    /// The debt the calls are about.
+    pub loan_id: Option<&'a str>,
+    /// The cadence expanded.
+    pub cadence: &'a CadenceDef,
+    /// The ruleset version the plan was made under.
+    pub ruleset: &'a str,
+    /// The customer's zone (for the local times of the answer).
+    pub zone: chrono_tz::Tz,
+    pub plan: &'a Plan,
+}
+
+/// What storing a schedule did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedSchedule {
+    pub schedule_id: ScheduleId,
+    /// The calls stored, in due order.
+    pub calls: Vec<ScheduledCallRecord>,
+    /// The schedule it replaced, if one was active.
+    pub replaced: Option<ScheduleId>,
+    /// The replaced schedule's pending calls, now cancelled.
+    pub cancelled: Vec<CallId>,
+}
+
+impl Store {
+    /// Stores `new` for one of `company`'s customers as its active schedule (see the module
+    /// documentation). A missing customer is [`Error::NotFound`]; a do-not-call one is
+    /// [`Error::DoNotCall`] and nothing changes.
+    pub async fn create_schedule(
+        &self,
+        company: CompanyId,
+        new: &NewSchedule<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedSchedule> {
+        let customer = new.customer_id.as_str();
+        let cadence = serde_json::to_value(new.cadence).map_err(|_| Error::Corrupt {
+            what: "schedule",
+            column: "cadence",
+        })?;
+        let dropped = serde_json::to_value(&new.plan.dropped).map_err(|_| Error::Corrupt {
+            what: "schedule",
+            column: "dropped",
+        })?;
+
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, hashtext($2::text))")
+            .bind(CALL_LIST_LOCK)
+            .bind(company.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+        let found: Option<(bool,)> = sqlx::query_as(
+            "SELECT do_not_call FROM customers WHERE company_id = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(company.as_uuid())
+        .bind(customer)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match found {
+            None => return Err(Error::NotFound { what: "customer" }),
+            Some((true,)) => return Err(Error::DoNotCall),
+            Some((false,)) => {}
+        }
+        let cancelled = cancel_pending(
+            &mut tx,
+            company,
+            Pending::Customer(customer),
+            CancelReason::ScheduleReplaced,
+            now,
+        )
+        .await?;
+        let replaced = end_active_schedule(&mut tx, company, customer, now).await?;
+
+        let schedule_id = ScheduleId::from_uuid(Uuid::new_v4());
+        sqlx::query(
+            "INSERT INTO schedules (id, company_id, customer_id, schedule_type, task_type,
+                 loan_id, cadence, ruleset, dropped, active, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, $10)",
+        )
+        .bind(*schedule_id.as_uuid())
+        .bind(company.as_uuid())
+        .bind(customer)
+        .bind(new.schedule_type.as_str())
+        .bind(new.task_type)
+        .bind(new.loan_id)
+        .bind(&cadence)
+        .bind(new.ruleset)
+        .bind(&dropped)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+
+        let calls: Vec<ScheduledCall> = new
+            .plan
+            .calls
+            .iter()
+            .map(|planned| {
+                ScheduledCall::planned(
+                    CallId::from_uuid(Uuid::new_v4()),
+                    schedule_id,
+                    new.customer_id.clone(),
+                    planned,
+                    now,
+                )
+            })
+            .collect();
+        let mut ids = Vec::with_capacity(calls.len());
+        let mut due = Vec::with_capacity(calls.len());
+        let mut slots = Vec::with_capacity(calls.len());
+        let mut reasons = Vec::with_capacity(calls.len());
+        for (call, planned) in calls.iter().zip(&new.plan.calls) {
+            ids.push(*call.id.as_uuid());
+            due.push(call.due_at);
+            slots.push(planned.slot);
+            reasons.push(
+                serde_json::to_string(&planned.moved_by).map_err(|_| Error::Corrupt {
+                    what: "scheduled call",
+                    column: "reasons",
+                })?,
+            );
+        }
+        sqlx::query(
+            "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
+                 due_at, slot_at, reasons, created_at, updated_at)
+             SELECT id, $1, $2, $3, 'scheduled', due_at, slot_at, reasons::jsonb, $4, $4
+             FROM unnest($5::uuid[], $6::timestamptz[], $7::timestamptz[], $8::text[])
+                 AS c(id, due_at, slot_at, reasons)",
+        )
+        .bind(company.as_uuid())
+        .bind(customer)
+        .bind(*schedule_id.as_uuid())
+        .bind(now)
+        .bind(&ids)
+        .bind(&due)
+        .bind(&slots)
+        .bind(&reasons)
+        .execute(&mut *tx)
+        .await?;
+        let trail: Vec<(CallId, &_)> = calls.iter().map(|c| (c.id, &c.trail[0])).collect();
+        append_trail(&mut tx, &trail).await?;
+        tx.commit().await?;
+
+        let records = calls
+            .iter()
+            .zip(&new.plan.calls)
+            .map(|(call, planned)| ScheduledCallRecord {
+                id: call.id,
+                schedule_id,
+                customer_id: customer.to_owned(),
+                schedule_type: new.schedule_type,
+                status: call.status,
+                scheduled_at: call.due_at,
+                local_time: local_time(call.due_at, new.zone),
+                timezone: new.zone.name().to_owned(),
+                slot_at: planned.slot,
+                attempts: 0,
+                reasons: planned.moved_by.clone(),
+                post_processing_flags: vec![],
+                created_at: now,
+                updated_at: now,
+                decision_trail: None,
+            })
+            .collect();
+        Ok(CreatedSchedule {
+            schedule_id,
+            calls: records,
+            replaced,
+            cancelled,
+        })
+    }
+}
