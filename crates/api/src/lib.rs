@@ -13,6 +13,7 @@ mod body;
 mod calls;
 mod customers;
 mod error;
+mod idempotency;
 mod patch;
 mod query;
 mod scheduled_calls;
@@ -28,6 +29,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use idempotency::{IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER};
 
 /// The largest request body accepted, in bytes (1 MiB); larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -69,6 +71,11 @@ pub fn router(state: AppState) -> Router {
         .route("/calls", get(calls::list))
         .route("/calls/{id}", get(calls::show))
         .fallback(error::no_route)
+        // Layers run outside in: authentication, then Idempotency-Key (it needs the company).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,

@@ -520,3 +520,81 @@ async fn a_conversation_starts_the_quiet_period_for_the_next_schedule(pool: PgPo
         assert!(instant(&call["scheduledAt"]) > quiet_until, "{call}");
     }
 }
+
+/// Sends a POST with an `Idempotency-Key`; returns status, replay header and JSON body.
+async fn keyed(f: &Fixture, key: &str, uri: &str, body: &Value) -> (StatusCode, bool, Value) {
+    keyed_as(f, &f.key_a, key, uri, body).await
+}
+
+async fn keyed_as(
+    f: &Fixture,
+    api_key: &str,
+    key: &str,
+    uri: &str,
+    body: &Value,
+) -> (StatusCode, bool, Value) {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let req = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("X-API-Key", api_key)
+        .header("Idempotency-Key", key)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = f.app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, replayed, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn idempotency_key_replays_the_same_request_and_refuses_another(pool: PgPool) {
+    let f = fixture(pool).await;
+    customer(&f, "c1").await;
+    let body = json!({"scheduleType": "collections"});
+    let (status, replayed, first) = keyed(&f, "k-1", "/scheduled-calls/c1", &body).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false), "{first}");
+    let (status, replayed, again) = keyed(&f, "k-1", "/scheduled-calls/c1", &body).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, true));
+    assert_eq!(again, first, "the stored response, not a second schedule");
+    let (_, page) = get(
+        &f.app,
+        &f.key_a,
+        "/scheduled-calls?customerId=c1&limit=1000",
+    )
+    .await;
+    assert_eq!(
+        ids(&page["data"]),
+        ids(&first),
+        "one schedule, nothing cancelled"
+    );
+
+    let other = json!({"scheduleType": "verification"});
+    let (status, _, error) = keyed(&f, "k-1", "/scheduled-calls/c1", &other).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_envelope(&error, "idempotency_key_reused");
+    assert_eq!(field_names(&error), ["Idempotency-Key"]);
+
+    // POST /customers: a repeat is the stored 201, not a 409 duplicate.
+    let customer = minimal("c2");
+    let (status, _, created) = keyed(&f, "k-2", "/customers", &customer).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, replayed, again) = keyed(&f, "k-2", "/customers", &customer).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, true));
+    assert_eq!(again, created);
+    // A 4xx is stored too.
+    let (status, _, _) = keyed(&f, "k-3", "/customers", &json!({"id": "x"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, replayed, _) = keyed(&f, "k-3", "/customers", &json!({"id": "x"})).await;
+    assert_eq!((status, replayed), (StatusCode::BAD_REQUEST, true));
+    // Keys are per company: company B's k-2 is its own.
+    let (status, replayed, error) = keyed_as(&f, &f.key_b, "k-2", "/customers", &customer).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false), "{error}");
+    let (status, _, error) = keyed(&f, "bad key with spaces", "/customers", &customer).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(field_names(&error), ["Idempotency-Key"]);
+}

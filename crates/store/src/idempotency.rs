@@ -17,6 +17,10 @@ use crate::{Result, Store};
 /// How long a key's response is replayed.
 pub const KEY_RETENTION_HOURS: i64 = 24;
 
+/// A claim still in progress after this long belongs to a request that died (a crashed
+/// process, a dropped connection): the next request with the key takes it over.
+pub const STALE_CLAIM_SECS: i64 = 60;
+
 /// `request_sha256, status, response` of a stored key.
 type KeyRow = (Vec<u8>, Option<i16>, Option<Vec<u8>>);
 
@@ -43,6 +47,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Idempotent> {
         let expired_before = now - Duration::hours(KEY_RETENTION_HOURS);
+        let stale_before = now - Duration::seconds(STALE_CLAIM_SECS);
         // Insert, or take over an expired row; either way we own the key.
         let claimed: Option<(bool,)> = sqlx::query_as(
             "INSERT INTO idempotency_keys (company_id, key, request_sha256, created_at)
@@ -51,6 +56,7 @@ impl Store {
                  SET request_sha256 = EXCLUDED.request_sha256, status = NULL, response = NULL,
                      created_at = EXCLUDED.created_at
                  WHERE idempotency_keys.created_at < $5
+                    OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < $6)
              RETURNING true",
         )
         .bind(company.as_uuid())
@@ -58,6 +64,7 @@ impl Store {
         .bind(request.as_slice())
         .bind(now)
         .bind(expired_before)
+        .bind(stale_before)
         .fetch_optional(&self.pool)
         .await?;
         if claimed.is_some() {
