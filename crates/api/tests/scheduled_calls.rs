@@ -543,12 +543,21 @@ async fn keyed_as(
         .header("X-API-Key", api_key)
         .header("Idempotency-Key", key)
         .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = f.app.clone().oneshot(req).await.unwrap();
+        .expect("request");
+    let response = f.app.clone().oneshot(req).await.expect("router answers");
     let status = response.status();
     let replayed = response.headers().contains_key("idempotent-replayed");
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, replayed, serde_json::from_slice(&bytes).unwrap())
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        replayed,
+        serde_json::from_slice(&bytes).expect("JSON body"),
+    )
 }
 
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]
