@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Run outdial's whole test suite: `ops/test.sh [extra cargo test args]`.
-# Brings up Redis + PostgreSQL on loopback first (see ops/stack.sh).
+# Brings up Redis + PostgreSQL on loopback first (see ops/stack.sh), runs every cargo test,
+# then schemathesis against the real API (ops/schemathesis.sh; skipped when extra cargo
+# arguments select a subset).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # shellcheck source=ops/env.sh
 source ops/env.sh
 
-# exec: the script exits with cargo's exit code.
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+if [[ $# -eq 0 ]]; then
+    bash ops/schemathesis.sh
+fi

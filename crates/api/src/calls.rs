@@ -17,6 +17,9 @@ use crate::{ApiError, AppState, query};
 pub const DEFAULT_CALLS_PAGE: u32 = 50;
 
 /// `GET /calls/{id}`.
+#[utoipa::path(get, path = "/calls/{id}", tag = "calls",
+    params(("id" = String, Path, description = "The call's id")),
+    responses((status = 200, description = "The call and its result", body = crate::openapi::CallDoc)))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Extension(company): Extension<Company>,
@@ -36,6 +39,13 @@ pub(crate) struct Page {
 }
 
 /// `GET /calls?customerId=`.
+#[utoipa::path(get, path = "/calls", tag = "calls",
+    params(
+        ("customerId" = String, Query, description = "The customer whose calls to list"),
+        ("after" = Option<String>, Query, description = "nextCursor of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1-1000 (default 50)"),
+    ),
+    responses((status = 200, description = "One page, newest first", body = crate::openapi::CallPage)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(company): Extension<Company>,

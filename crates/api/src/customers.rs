@@ -25,6 +25,9 @@ use crate::{ApiError, AppState};
 pub const DEFAULT_PAGE: u32 = 50;
 
 /// `POST /customers`.
+#[utoipa::path(post, path = "/customers", tag = "customers",
+    request_body(content = crate::openapi::CustomerRequestDoc, description = "Customer to add"),
+    responses((status = 201, description = "Created: every stored field", body = crate::openapi::CustomerDoc)))]
 #[tracing::instrument(skip_all, fields(company.id = %company.id))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -63,6 +66,9 @@ pub(crate) async fn create(
 }
 
 /// `GET /customers/{id}`.
+#[utoipa::path(get, path = "/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "The company's customer id")),
+    responses((status = 200, description = "The customer", body = crate::openapi::CustomerDoc)))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Extension(company): Extension<Company>,
@@ -76,6 +82,10 @@ pub(crate) async fn show(
 ///
 /// Setting `doNotCall` also cancels the customer's pending calls and ends its schedule, in
 /// the same transaction.
+#[utoipa::path(patch, path = "/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "The company's customer id")),
+    request_body(content = crate::openapi::CustomerPatchDoc, description = "Fields to change"),
+    responses((status = 200, description = "The customer as now stored", body = crate::openapi::CustomerDoc)))]
 #[tracing::instrument(skip_all, fields(company.id = %company.id))]
 pub(crate) async fn update(
     State(state): State<AppState>,
@@ -105,6 +115,14 @@ pub(crate) struct Page {
 }
 
 /// `GET /customers`.
+#[utoipa::path(get, path = "/customers", tag = "customers",
+    params(
+        ("isTest" = Option<bool>, Query, description = "Only test (true) or real (false) customers"),
+        ("doNotCall" = Option<bool>, Query, description = "Filter on doNotCall"),
+        ("after" = Option<String>, Query, description = "nextCursor of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1-1000 (default 50)"),
+    ),
+    responses((status = 200, description = "One page, in creation order", body = crate::openapi::CustomerPage)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(company): Extension<Company>,
@@ -152,6 +170,9 @@ impl ListParams {
 /// `POST /customers/{id}/cancel-communications`: cancels every pending call of the customer
 /// and ends its schedule; answers with the count, the ids cancelled and the calls already in
 /// flight (a worker holds them: they could not be stopped).
+#[utoipa::path(post, path = "/customers/{id}/cancel-communications", tag = "customers",
+    params(("id" = String, Path, description = "The company's customer id")),
+    responses((status = 200, description = "What was cancelled and what was in flight", body = crate::openapi::CancellationDoc)))]
 #[tracing::instrument(skip_all, fields(company.id = %company.id))]
 pub(crate) async fn cancel_communications(
     State(state): State<AppState>,

@@ -14,19 +14,24 @@ mod calls;
 mod customers;
 mod error;
 mod idempotency;
+mod openapi;
 mod patch;
 mod query;
 mod scheduled_calls;
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::get;
 use outdial_domain::Clock;
 use outdial_domain::policy::Ruleset;
 use outdial_store::Store;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 pub use idempotency::{IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER};
@@ -43,33 +48,13 @@ pub struct AppState {
     pub rules: Arc<Ruleset>,
 }
 
-/// The API's routes with authentication, the body limit, tracing and the error envelope.
+/// The API's routes with authentication, Idempotency-Key, the body limit, tracing and the
+/// error envelope; `/openapi.json` (public) serves the document generated from the same
+/// registrations.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/customers", get(customers::list).post(customers::create))
-        .route(
-            "/customers/{id}",
-            get(customers::show).patch(customers::update),
-        )
-        .route(
-            "/customers/{id}/cancel-communications",
-            post(customers::cancel_communications),
-        )
-        .route("/scheduled-calls", get(scheduled_calls::list))
-        .route(
-            "/scheduled-calls/{id}",
-            get(scheduled_calls::show).post(scheduled_calls::create),
-        )
-        .route(
-            "/scheduled-calls/{id}/cancel",
-            post(scheduled_calls::cancel),
-        )
-        .route(
-            "/scheduled-calls/{id}/reschedule",
-            post(scheduled_calls::reschedule),
-        )
-        .route("/calls", get(calls::list))
-        .route("/calls/{id}", get(calls::show))
+    let (api, doc) = routes().split_for_parts();
+    let doc = Arc::new(openapi::finish(doc));
+    let api = api
         .fallback(error::no_route)
         // Layers run outside in: authentication, then Idempotency-Key (it needs the company).
         .route_layer(axum::middleware::from_fn_with_state(
@@ -80,9 +65,35 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_api_key,
         ))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&doc);
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
         .with_state(state);
     // The envelope rewrite sits outside the body limit so that its 413 is rewritten too.
     api.layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::envelope_plain_errors))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Every documented route, registered once for both the router and the document.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(customers::list, customers::create))
+        .routes(routes!(customers::show, customers::update))
+        .routes(routes!(customers::cancel_communications))
+        .routes(routes!(scheduled_calls::list))
+        .routes(routes!(scheduled_calls::show, scheduled_calls::create))
+        .routes(routes!(scheduled_calls::cancel))
+        .routes(routes!(scheduled_calls::reschedule))
+        .routes(routes!(calls::list))
+        .routes(routes!(calls::show))
+}
+
+/// The OpenAPI document, as `/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::finish(routes().into_openapi())
 }

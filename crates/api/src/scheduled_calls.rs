@@ -90,6 +90,16 @@ fn call_id(raw: &str) -> Result<CallId, ApiError> {
 }
 
 /// `POST /scheduled-calls/{customerId}`.
+#[utoipa::path(post, path = "/scheduled-calls/{id}", tag = "scheduled calls",
+    params(
+        ("id" = String, Path, description = "The company's customer id (the seed's {customerId})"),
+        ("dryRun" = Option<bool>, Query, description = "Plan without storing (200, ids null)"),
+    ),
+    request_body(content = crate::openapi::ScheduleRequestDoc, description = "The schedule to create"),
+    responses(
+        (status = 201, description = "The scheduled calls, in due order", body = Vec<crate::openapi::ScheduledCallDoc>),
+        (status = 200, description = "Dry run: the plan, nothing stored", body = Vec<crate::openapi::ScheduledCallDoc>),
+    ))]
 #[tracing::instrument(skip_all, fields(company.id = %company.id))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -266,6 +276,15 @@ pub(crate) struct Page {
 }
 
 /// `GET /scheduled-calls`.
+#[utoipa::path(get, path = "/scheduled-calls", tag = "scheduled calls",
+    params(
+        ("customerId" = Option<String>, Query, description = "One customer's calls"),
+        ("status" = Option<String>, Query, description = "A call status, e.g. scheduled"),
+        ("flag" = Option<String>, Query, description = "Calls whose attempts reported this post-processing flag"),
+        ("after" = Option<String>, Query, description = "nextCursor of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1-1000 (default 50)"),
+    ),
+    responses((status = 200, description = "One page, in creation order", body = crate::openapi::ScheduledCallPage)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(company): Extension<Company>,
@@ -311,6 +330,9 @@ pub(crate) async fn list(
 }
 
 /// `GET /scheduled-calls/{id}`.
+#[utoipa::path(get, path = "/scheduled-calls/{id}", tag = "scheduled calls",
+    params(("id" = String, Path, description = "The scheduled call's id")),
+    responses((status = 200, description = "The call with its decision trail", body = crate::openapi::ScheduledCallDoc)))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Extension(company): Extension<Company>,
@@ -340,6 +362,9 @@ fn not_pending(e: outdial_store::Error, action: &str) -> ApiError {
 }
 
 /// `POST /scheduled-calls/{id}/cancel`.
+#[utoipa::path(post, path = "/scheduled-calls/{id}/cancel", tag = "scheduled calls",
+    params(("id" = String, Path, description = "The scheduled call's id")),
+    responses((status = 200, description = "The cancelled call", body = crate::openapi::ScheduledCallDoc)))]
 #[tracing::instrument(skip_all, fields(company.id = %company.id))]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
@@ -358,6 +383,10 @@ pub(crate) async fn cancel(
 }
 
 /// `POST /scheduled-calls/{id}/reschedule`.
+#[utoipa::path(post, path = "/scheduled-calls/{id}/reschedule", tag = "scheduled calls",
+    params(("id" = String, Path, description = "The scheduled call's id")),
+    request_body(content = crate::openapi::RescheduleDoc, description = "The new time"),
+    responses((status = 200, description = "The moved call", body = crate::openapi::ScheduledCallDoc)))]
 #[tracing::instrument(skip_all, fields(company.id = %company.id))]
 pub(crate) async fn reschedule(
     State(state): State<AppState>,
