@@ -70,18 +70,6 @@ impl CustomerArgs {
     }
 }
 
-/// The demo customer, validated with the default task types.
-pub fn demo(today: NaiveDate) -> anyhow::Result<Customer> {
-    let valid = ["collections", "verification"].map(|t| t.parse::<TaskType>());
-    let valid = valid
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .context("the default task types are invalid")?;
-    demo_input()?
-        .validate(&valid, today)
-        .context("the built-in demo customer is invalid")
-}
-
 fn demo_input() -> anyhow::Result<CustomerInput> {
     serde_json::from_str(DEMO).context("the built-in demo customer does not parse")
 }

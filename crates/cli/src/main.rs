@@ -44,9 +44,10 @@ enum Command {
         #[command(subcommand)]
         command: rules::RulesCommand,
     },
-    /// Run outdial. Until the HTTP API exists: preview the demo customer's schedules.
-    Run,
-    /// Serve the HTTP API (customers) against Postgres, with the demo company.
+    /// Run outdial with a demo company: today the HTTP API (the dispatch worker and the
+    /// simulated provider join it with the worker issue). Prints the demo API key.
+    Run(serve::ServeArgs),
+    /// Serve the HTTP API against Postgres, with the demo company.
     Serve(serve::ServeArgs),
     /// Apply the Postgres migrations.
     Migrate(company::DbArgs),
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
         Command::Preview(args) => preview::run(args, now),
         Command::Decide(args) => decide::run(args, now),
         Command::Rules { command } => rules::run(command),
-        Command::Run => preview::run_demo(now),
+        Command::Run(args) => serve::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Migrate(db) => company::migrate(db),
         Command::Company { command } => company::run(command, now),

@@ -1,4 +1,4 @@
-//! `outdial preview` and, until the API exists, `outdial run`: a customer's schedule
+//! `outdial preview`: a customer's schedule
 //! expanded into lawful call instants under the ruleset, printed without personal data.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use outdial_domain::policy::Ruleset;
 use outdial_domain::schedule::{Cadence, CadenceDef, Request, expand};
 use outdial_domain::task::ScheduleType;
 use outdial_domain::{Customer, ErrorCode, FieldError, Violations};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::customer::{self, CustomerArgs};
 use crate::rules::{self, RulesArgs};
@@ -78,29 +78,6 @@ pub fn run(args: &PreviewArgs, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
     }
     let start = args.from.unwrap_or(now);
     emit(&document(&ruleset, &customer, kind, &cadence, start)?)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `outdial run` until the HTTP API exists: both built-in schedules of the demo customer.
-pub fn run_demo(now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
-    let ruleset = rules::load(None)?;
-    let customer = customer::demo(now.date_naive())?;
-    let mut plans = Map::new();
-    for (name, kind) in [
-        ("collections", ScheduleType::Collections),
-        ("verification", ScheduleType::Verification),
-    ] {
-        let cadence = cadence(kind, None)?;
-        plans.insert(
-            name.to_owned(),
-            document(&ruleset, &customer, kind, &cadence, now)?,
-        );
-    }
-    emit(&Value::Object(plans))?;
-    eprintln!(
-        "note: the HTTP API and the call worker arrive with the API issue; \
-         until then `outdial run` previews the demo customer's schedules and dials nothing"
-    );
     Ok(ExitCode::SUCCESS)
 }
 

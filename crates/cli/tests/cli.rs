@@ -423,18 +423,3 @@ fn custom_schedule_without_a_cadence_is_refused() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--cadence"));
 }
-
-#[test]
-fn run_prints_both_plans_of_the_demo_customer() {
-    let out = outdial(&["run"], None);
-    let doc = json_with_code(&out, 0);
-    for kind in ["collections", "verification"] {
-        let preview = &doc[kind];
-        assert_eq!(preview["customer"]["id"], "cust-10472", "{kind}");
-        assert!(!calls(preview).is_empty(), "{kind}: {preview:#}");
-    }
-    assert_eq!(doc.as_object().map(|o| o.len()), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("API"), "{stderr}");
-}

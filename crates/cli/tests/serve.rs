@@ -43,11 +43,28 @@ fn request(addr: &str, method: &str, path: &str, key: Option<&str>) -> (u16, Str
 
 #[test]
 fn serve_prints_its_address_and_demo_key_answers_with_auth_and_stops_on_sigterm() {
-    let db = ScratchDb::new("serve");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outdial"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("OUTDIAL_DATABASE_URL", &db.url)
-        .env_remove("OUTDIAL_DEMO_API_KEY")
+    starts_answers_and_stops("serve", None);
+}
+
+#[test]
+fn run_serves_the_api_with_the_fixed_demo_key_from_the_environment() {
+    let key = format!("odk_{}", "ab".repeat(32));
+    starts_answers_and_stops("run", Some(&key));
+}
+
+/// Starts `outdial <command>` on a free port against a scratch database, checks the start-up
+/// line (with `demo_key` when one is fixed), authenticated and unauthenticated requests, and
+/// a clean exit on SIGTERM.
+fn starts_answers_and_stops(command: &str, demo_key: Option<&str>) {
+    let db = ScratchDb::new(command);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outdial"));
+    cmd.args([command, "--bind", "127.0.0.1:0"])
+        .env("OUTDIAL_DATABASE_URL", &db.url);
+    match demo_key {
+        Some(key) => cmd.env("OUTDIAL_DEMO_API_KEY", key),
+        None => cmd.env_remove("OUTDIAL_DEMO_API_KEY"),
+    };
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -59,6 +76,9 @@ fn serve_prints_its_address_and_demo_key_answers_with_auth_and_stops_on_sigterm(
     let start: Value = serde_json::from_str(&first).expect("a JSON start-up line");
     let addr = start["listening"].as_str().expect("listening").to_owned();
     let key = start["demoApiKey"].as_str().expect("demoApiKey").to_owned();
+    if let Some(fixed) = demo_key {
+        assert_eq!(key, fixed);
+    }
 
     let (status, body) = request(&addr, "GET", "/customers", Some(&key));
     assert_eq!(status, 200, "{body}");
