@@ -58,8 +58,26 @@ enum Command {
     },
 }
 
+/// Installs the log subscriber: stderr, filtered by `OUTDIAL_LOG` (an `EnvFilter`
+/// directive, default `info`), JSON lines when `OUTDIAL_LOG_FORMAT=json`.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OUTDIAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("OUTDIAL_LOG_FORMAT").is_ok_and(|f| f == "json");
+    // A subscriber may already be set (never in the binary); ignore that case.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logs();
     let now = SystemClock.now();
     let result = match &cli.command {
         Command::Preview(args) => preview::run(args, now),
