@@ -193,6 +193,28 @@ impl Store {
         row.ok_or(Error::NotFound { what: "company" })?.try_into()
     }
 
+    /// Sets (or, with `None`, removes) a company's webhook URL. Setting one issues a new
+    /// signing secret (`whsec_` + 64 hex digits), returned in the company; removing it drops
+    /// the secret. The secret is stored as is: webhooks are signed with it.
+    pub async fn set_webhook(&self, id: CompanyId, url: Option<&str>) -> Result<Company> {
+        let secret = url.map(|_| {
+            let bytes: [u8; 32] = rand::random();
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!("whsec_{hex}")
+        });
+        let sql = format!(
+            "UPDATE companies AS c SET webhook_url = $2, webhook_secret = $3 WHERE c.id = $1
+             RETURNING {COMPANY_COLUMNS}"
+        );
+        let row: Option<CompanyRow> = sqlx::query_as(&sql)
+            .bind(id.as_uuid())
+            .bind(url)
+            .bind(secret)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or(Error::NotFound { what: "company" })?.try_into()
+    }
+
     /// The `demo` company of `outdial run`, made if missing.
     ///
     /// With `api_key` (from `OUTDIAL_DEMO_API_KEY`), that key is made to authenticate as the

@@ -419,3 +419,34 @@ impl Store {
         Ok((customers, next))
     }
 }
+
+/// A customer row with its company.
+#[derive(sqlx::FromRow)]
+struct OwnedCustomerRow {
+    company_id: uuid::Uuid,
+    #[sqlx(flatten)]
+    row: CustomerRow,
+}
+
+/// The customers named by `(company, id)` pairs, keyed the same way (missing ones absent).
+pub(crate) async fn customers_by_key(
+    conn: &mut sqlx::PgConnection,
+    keys: &[(uuid::Uuid, String)],
+) -> Result<std::collections::HashMap<(uuid::Uuid, String), Customer>> {
+    let (companies, ids): (Vec<uuid::Uuid>, Vec<String>) = keys.iter().cloned().unzip();
+    let sql = format!(
+        "SELECT company_id, {CUSTOMER_COLUMNS} FROM customers
+         WHERE (company_id, id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
+    );
+    let rows: Vec<OwnedCustomerRow> = sqlx::query_as(&sql)
+        .bind(&companies)
+        .bind(&ids)
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let key = (r.company_id, r.row.id.clone());
+            Ok((key, Customer::try_from(r.row)?))
+        })
+        .collect()
+}

@@ -28,6 +28,10 @@ pub enum Error {
         /// Its current status.
         status: outdial_domain::CallStatus,
     },
+    /// The call's lease was taken over by another worker (or the call moved on): this
+    /// worker must drop it without writing.
+    #[error("the call's lease is no longer held")]
+    Fenced,
     /// A task-type catalog that does not parse or validate; the message names the problem.
     #[error("invalid task types: {0}")]
     TaskTypes(CatalogError),

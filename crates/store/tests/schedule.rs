@@ -4,60 +4,13 @@ mod support;
 
 use std::collections::HashSet;
 
-use chrono::Duration;
-use outdial_domain::schedule::{Cadence, CadenceDef, Plan, PlannedCall};
+use outdial_domain::schedule::Cadence;
 use outdial_domain::task::ScheduleType;
 use outdial_domain::{CallId, CallStatus, CustomerRef};
-use outdial_store::{CallFilter, CompanyId, CreatedSchedule, Error, NewSchedule, Store};
+use outdial_store::{CallFilter, Error, NewSchedule, Store};
 use sqlx::PgPool;
 
 use support::*;
-
-/// A plan of `n` calls an hour apart from tomorrow.
-fn plan(n: usize) -> Plan {
-    let start = now() + Duration::days(1);
-    Plan {
-        calls: (0..n)
-            .map(|i| {
-                let at = start + Duration::hours(i64::try_from(i).expect("small"));
-                PlannedCall {
-                    at,
-                    local: at.naive_utc(),
-                    slot: at,
-                    moved_by: vec![],
-                }
-            })
-            .collect(),
-        dropped: vec![],
-    }
-}
-
-async fn create(
-    store: &Store,
-    company: CompanyId,
-    customer: &str,
-    calls: usize,
-) -> CreatedSchedule {
-    let def: CadenceDef = Cadence::default_def(ScheduleType::Collections).expect("a default");
-    let id: CustomerRef = customer.parse().expect("a customer ref");
-    store
-        .create_schedule(
-            company,
-            &NewSchedule {
-                customer_id: &id,
-                schedule_type: ScheduleType::Collections,
-                task_type: "collections",
-                loan_id: None,
-                cadence: &def,
-                ruleset: "test",
-                zone: chrono_tz::America::New_York,
-                plan: &plan(calls),
-            },
-            now(),
-        )
-        .await
-        .expect("create a schedule")
-}
 
 async fn active_schedules(store: &Store, customer: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM schedules WHERE customer_id = $1 AND active")

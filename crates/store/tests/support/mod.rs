@@ -1,10 +1,11 @@
 //! Shared helpers of the store tests: a fixed "now", customers and companies.
 #![allow(dead_code)]
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use outdial_domain::schedule::Catalog;
-use outdial_domain::{Customer, CustomerInput};
-use outdial_store::{CompanyId, Store};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use outdial_domain::schedule::{Cadence, CadenceDef, Catalog, Plan, PlannedCall};
+use outdial_domain::task::ScheduleType;
+use outdial_domain::{Customer, CustomerInput, CustomerRef};
+use outdial_store::{CompanyId, CreatedSchedule, NewSchedule, Store};
 use serde_json::{Value, json};
 
 pub fn now() -> DateTime<Utc> {
@@ -52,4 +53,50 @@ pub async fn company(store: &Store, name: &str) -> CompanyId {
         .expect("create company")
         .0
         .id
+}
+
+/// A plan of `n` calls an hour apart from tomorrow.
+pub fn plan(n: usize) -> Plan {
+    let start = now() + Duration::days(1);
+    Plan {
+        calls: (0..n)
+            .map(|i| {
+                let at = start + Duration::hours(i64::try_from(i).expect("small"));
+                PlannedCall {
+                    at,
+                    local: at.naive_utc(),
+                    slot: at,
+                    moved_by: vec![],
+                }
+            })
+            .collect(),
+        dropped: vec![],
+    }
+}
+
+pub async fn create(
+    store: &Store,
+    company: CompanyId,
+    customer: &str,
+    calls: usize,
+) -> CreatedSchedule {
+    let def: CadenceDef = Cadence::default_def(ScheduleType::Collections).expect("a default");
+    let id: CustomerRef = customer.parse().expect("a customer ref");
+    store
+        .create_schedule(
+            company,
+            &NewSchedule {
+                customer_id: &id,
+                schedule_type: ScheduleType::Collections,
+                task_type: "collections",
+                loan_id: None,
+                cadence: &def,
+                ruleset: "test",
+                zone: chrono_tz::America::New_York,
+                plan: &plan(calls),
+            },
+            now(),
+        )
+        .await
+        .expect("create a schedule")
 }

@@ -1,0 +1,663 @@
+//! Dispatch: the worker's side of a scheduled call, every step a conditional write.
+//!
+//! 1. [`Store::claim_calls`] takes the ids the queue handed out and, in one statement, moves
+//!    those still due and `scheduled` to `dialing` under a new lease: owner, a fresh fencing
+//!    token ([`LeaseToken`]) and an expiry. A row claimed by a worker whose lease expired
+//!    *before* any dial intent is taken over the same way. Anything else (cancelled, not yet
+//!    due, held by a live lease, already dialed) is simply not returned: a duplicate queue
+//!    delivery or a second worker cannot dial it.
+//! 2. At fire time the worker re-checks and either gives the call back ([`Store::release`]:
+//!    deferred to a later due time or handed back, no attempt consumed), stops it
+//!    ([`Store::stop_claimed`]: blocked or cancelled), or records the dial intent
+//!    ([`Store::record_dial_intents`]: the attempt row, written before the provider is
+//!    called, so a crash after it is resolved by asking the provider, never by re-dialing).
+//! 3. [`Store::mark_dialed`] when the provider accepted, [`Store::record_result`] when the
+//!    call ended: outcome, transcript, recording, flags, the follow-ups the flags and the
+//!    retry rule demand ([`FollowUp`]) and the webhook outbox row, in one transaction.
+//!
+//! Every write after the claim names the lease token; a worker whose lease was taken over
+//! writes nothing ([`Error::Fenced`]).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use outdial_domain::policy::Block;
+use outdial_domain::scheduled_call::{CancelReason, Event, TrailEntry};
+use outdial_domain::task::ScheduleType;
+use outdial_domain::{AttemptNo, AttemptOutcome, CallId, CallStatus, Customer, Flag, ScheduleId};
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::company::CompanyId;
+use crate::customer::customers_by_key;
+use crate::scheduled_call::{Pending, append_trail, cancel_pending, end_active_schedule};
+use crate::{Error, Result, Store};
+
+/// A lease's fencing token: it grows with every claim of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LeaseToken(pub i64);
+
+/// A call claimed for dialing, with what the fire-time checks need.
+#[derive(Debug, Clone)]
+pub struct ClaimedCall {
+    pub id: CallId,
+    pub company: CompanyId,
+    pub customer: Customer,
+    pub schedule_id: ScheduleId,
+    pub schedule_type: ScheduleType,
+    /// Whether the call's schedule is still the customer's active one.
+    pub schedule_active: bool,
+    /// The debt the schedule is about.
+    pub loan_id: Option<String>,
+    pub due_at: DateTime<Utc>,
+    /// The attempt this dial would be.
+    pub attempt: AttemptNo,
+    pub token: LeaseToken,
+}
+
+/// A dial intent to record.
+#[derive(Debug, Clone)]
+pub struct DialIntent<'a> {
+    pub call: CallId,
+    pub token: LeaseToken,
+    pub attempt: AttemptNo,
+    /// The number to dial (E.164) and the debt, for the caps.
+    pub number: &'a str,
+    pub loan_id: Option<&'a str>,
+}
+
+/// How a placed call ended.
+#[derive(Debug, Clone)]
+pub struct CallResult<'a> {
+    pub outcome: AttemptOutcome,
+    pub provider_ref: Option<&'a str>,
+    pub transcript: Option<&'a str>,
+    pub recording_url: Option<&'a str>,
+    pub flags: &'a [Flag],
+    pub ended_at: DateTime<Utc>,
+}
+
+/// What a result does to the customer's other calls, decided by the worker (flags'
+/// effects and the retry rule, applied through the policy) and written with the result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FollowUp {
+    /// Mark the customer do-not-call.
+    SetDoNotCall,
+    /// Cancel every pending call of the customer; end the schedule when `end_schedule`.
+    CancelPending {
+        reason: CancelReason,
+        end_schedule: bool,
+    },
+    /// Move one pending call (a quiet period started) to `due_at`, for `blocks`.
+    Defer {
+        call: CallId,
+        due_at: DateTime<Utc>,
+        blocks: Vec<Block>,
+    },
+    /// Add a call to the schedule (a retry or a callback) at `due_at`.
+    Schedule {
+        due_at: DateTime<Utc>,
+        reasons: Vec<Block>,
+    },
+}
+
+/// What [`Store::record_result`] changed besides the call itself (the queue mirrors it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The placed call's id.
+    pub call: Uuid,
+    pub cancelled: Vec<CallId>,
+    pub deferred: Vec<(CallId, DateTime<Utc>)>,
+    pub created: Vec<(CallId, DateTime<Utc>)>,
+    /// The webhook event written, if the company has a webhook.
+    pub event: Option<Uuid>,
+}
+
+fn corrupt(column: &'static str) -> Error {
+    Error::Corrupt {
+        what: "scheduled call",
+        column,
+    }
+}
+
+/// The trail entry of `event` on `call` at `now`.
+fn entry(
+    now: DateTime<Utc>,
+    event: Event,
+    status: CallStatus,
+    due_at: DateTime<Utc>,
+    blocks: Vec<Block>,
+) -> TrailEntry {
+    TrailEntry {
+        at: now,
+        event,
+        status,
+        due_at,
+        blocks,
+    }
+}
+
+/// attempt id, company, customer, due time, schedule, attempt start.
+type EndedRow = (Uuid, Uuid, String, DateTime<Utc>, Uuid, DateTime<Utc>);
+
+/// id, company, customer, schedule, due time, attempts, token, schedule type, active, loan.
+type ClaimRow = (
+    Uuid,
+    Uuid,
+    String,
+    Uuid,
+    DateTime<Utc>,
+    i32,
+    i64,
+    String,
+    bool,
+    Option<String>,
+);
+
+impl Store {
+    /// Claims the due, pending calls among `ids` for `owner` until `lease_until` (see the
+    /// module documentation); returns those claimed.
+    pub async fn claim_calls(
+        &self,
+        ids: &[CallId],
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedCall>> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| *id.as_uuid()).collect();
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<ClaimRow> = sqlx::query_as(
+            "WITH claimed AS (
+                 UPDATE scheduled_calls sc
+                 SET status = 'dialing', lease_owner = $2, lease_token = sc.lease_token + 1,
+                     lease_expires_at = $4, updated_at = $3
+                 WHERE sc.id = ANY($1) AND sc.due_at <= $3
+                   AND (sc.status = 'scheduled'
+                        OR (sc.status = 'dialing' AND sc.lease_expires_at < $3
+                            AND NOT EXISTS (SELECT 1 FROM call_attempts a
+                                            WHERE a.scheduled_call_id = sc.id
+                                              AND a.attempt = sc.attempts + 1)))
+                 RETURNING sc.id, sc.company_id, sc.customer_id, sc.schedule_id, sc.due_at,
+                           sc.attempts, sc.lease_token
+             )
+             SELECT c.id, c.company_id, c.customer_id, c.schedule_id, c.due_at, c.attempts,
+                    c.lease_token, s.schedule_type, s.active, s.loan_id
+             FROM claimed c JOIN schedules s ON s.id = c.schedule_id",
+        )
+        .bind(&ids)
+        .bind(owner)
+        .bind(now)
+        .bind(lease_until)
+        .fetch_all(&mut *tx)
+        .await?;
+        let keys: Vec<(Uuid, String)> = rows.iter().map(|r| (r.1, r.2.clone())).collect();
+        let mut customers = customers_by_key(&mut tx, &keys).await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut trail = Vec::with_capacity(rows.len());
+        for (id, company, customer_id, schedule, due_at, attempts, token, kind, active, loan) in
+            rows
+        {
+            let customer = customers
+                .get(&(company, customer_id.clone()))
+                .cloned()
+                .ok_or_else(|| corrupt("customer_id"))?;
+            let attempts = u32::try_from(attempts).map_err(|_| corrupt("attempts"))?;
+            let schedule_type = serde_json::from_value(serde_json::Value::String(kind))
+                .map_err(|_| corrupt("schedule_type"))?;
+            let id = CallId::from_uuid(id);
+            trail.push((
+                id,
+                entry(now, Event::Claimed, CallStatus::Dialing, due_at, vec![]),
+            ));
+            claimed.push(ClaimedCall {
+                id,
+                company: CompanyId::from_uuid(company),
+                customer,
+                schedule_id: ScheduleId::from_uuid(schedule),
+                schedule_type,
+                schedule_active: active,
+                loan_id: loan,
+                due_at,
+                attempt: AttemptNo::new(attempts + 1).ok_or_else(|| corrupt("attempts"))?,
+                token: LeaseToken(token),
+            });
+        }
+        customers.clear();
+        let refs: Vec<(CallId, &TrailEntry)> = trail.iter().map(|(id, e)| (*id, e)).collect();
+        append_trail(&mut tx, &refs).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Gives a claimed call back: `scheduled` again at `due_at`, no attempt consumed. The
+    /// trail records `event` (deferred by the policy, or handed back) with `blocks`.
+    pub async fn release(
+        &self,
+        call: CallId,
+        token: LeaseToken,
+        due_at: DateTime<Utc>,
+        event: Event,
+        blocks: Vec<Block>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let reasons = serde_json::to_string(&blocks).map_err(|_| corrupt("reasons"))?;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE scheduled_calls SET status = 'scheduled', due_at = $3, reasons = $4::jsonb,
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $5
+             WHERE id = $1 AND lease_token = $2 AND status = 'dialing'
+               AND NOT EXISTS (SELECT 1 FROM call_attempts a
+                               WHERE a.scheduled_call_id = $1
+                                 AND a.attempt = scheduled_calls.attempts + 1)",
+        )
+        .bind(*call.as_uuid())
+        .bind(token.0)
+        .bind(due_at)
+        .bind(reasons)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::Fenced);
+        }
+        let e = entry(now, event, CallStatus::Scheduled, due_at, blocks);
+        append_trail(&mut tx, &[(call, &e)]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stops a claimed call for good before it is dialed: `blocked` by policy (with
+    /// `blocks`) or `cancelled` (do-not-call, a replaced schedule).
+    pub async fn stop_claimed(
+        &self,
+        call: CallId,
+        token: LeaseToken,
+        event: Event,
+        blocks: Vec<Block>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let status = match event {
+            Event::Blocked => CallStatus::Blocked,
+            Event::Cancelled { .. } => CallStatus::Cancelled,
+            _ => return Err(corrupt("status")),
+        };
+        let mut tx = self.pool.begin().await?;
+        let due: Option<(DateTime<Utc>,)> = sqlx::query_as(
+            "UPDATE scheduled_calls SET status = $3, lease_owner = NULL, lease_expires_at = NULL,
+                 updated_at = $4
+             WHERE id = $1 AND lease_token = $2 AND status = 'dialing' RETURNING due_at",
+        )
+        .bind(*call.as_uuid())
+        .bind(token.0)
+        .bind(status.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (due_at,) = due.ok_or(Error::Fenced)?;
+        let e = entry(now, event, status, due_at, blocks);
+        append_trail(&mut tx, &[(call, &e)]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the dial intents of claimed calls (one attempt row each, status `dialing`),
+    /// in one statement, before the provider is called. Returns the attempt ids of the
+    /// intents recorded; a call whose lease was taken over gets none.
+    pub async fn record_dial_intents(
+        &self,
+        company: CompanyId,
+        intents: &[DialIntent<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<CallId, Uuid>> {
+        let mut ids = Vec::with_capacity(intents.len());
+        let mut calls = Vec::with_capacity(intents.len());
+        let mut tokens = Vec::with_capacity(intents.len());
+        let mut attempts = Vec::with_capacity(intents.len());
+        let mut numbers = Vec::with_capacity(intents.len());
+        let mut loans = Vec::with_capacity(intents.len());
+        for i in intents {
+            ids.push(Uuid::new_v4());
+            calls.push(*i.call.as_uuid());
+            tokens.push(i.token.0);
+            attempts.push(i32::try_from(i.attempt.get()).map_err(|_| corrupt("attempts"))?);
+            numbers.push(i.number.to_owned());
+            loans.push(i.loan_id.map(str::to_owned));
+        }
+        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "INSERT INTO call_attempts (id, company_id, customer_id, scheduled_call_id, attempt,
+                 status, number, loan_id, started_at)
+             SELECT i.id, sc.company_id, sc.customer_id, sc.id, i.attempt, 'dialing', i.number,
+                 i.loan, $8
+             FROM unnest($2::uuid[], $3::uuid[], $4::bigint[], $5::int[], $6::text[], $7::text[])
+                 AS i(id, call, token, attempt, number, loan)
+             JOIN scheduled_calls sc ON sc.id = i.call AND sc.company_id = $1
+                 AND sc.lease_token = i.token AND sc.status = 'dialing'
+                 AND sc.attempts + 1 = i.attempt
+             ON CONFLICT (scheduled_call_id, attempt) DO NOTHING
+             RETURNING scheduled_call_id, id",
+        )
+        .bind(company.as_uuid())
+        .bind(&ids)
+        .bind(&calls)
+        .bind(&tokens)
+        .bind(&attempts)
+        .bind(&numbers)
+        .bind(&loans)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(call, attempt)| (CallId::from_uuid(call), attempt))
+            .collect())
+    }
+
+    /// The provider accepted the call: `in_progress`, the attempt consumed.
+    pub async fn mark_dialed(
+        &self,
+        call: CallId,
+        token: LeaseToken,
+        provider_ref: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let due = dialed(&mut tx, call, Some(token), provider_ref, now).await?;
+        due.ok_or(Error::Fenced)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records how a placed call ended, with its follow-ups and the webhook outbox row, in
+    /// one transaction. `token` fences the worker that placed it; `None` is the recovery
+    /// path (the provider reported on a call whose worker died), which applies to a call in
+    /// `dialing` or `in_progress` whatever its lease.
+    pub async fn record_result(
+        &self,
+        call: CallId,
+        token: Option<LeaseToken>,
+        attempt: AttemptNo,
+        result: &CallResult<'_>,
+        follow_ups: &[FollowUp],
+        now: DateTime<Utc>,
+    ) -> Result<Applied> {
+        let mut tx = self.pool.begin().await?;
+        let status: Option<(String,)> = sqlx::query_as(
+            "SELECT status FROM scheduled_calls
+             WHERE id = $1 AND ($2::bigint IS NULL OR lease_token = $2) FOR UPDATE",
+        )
+        .bind(*call.as_uuid())
+        .bind(token.map(|t| t.0))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let status = status.ok_or(Error::Fenced)?.0;
+        let status = CallStatus::from_str(&status).map_err(|_| corrupt("status"))?;
+        match status {
+            CallStatus::Dialing => {
+                dialed(&mut tx, call, None, result.provider_ref, now).await?;
+            }
+            CallStatus::InProgress => {}
+            _ => return Err(Error::Fenced),
+        }
+        let flags: Vec<String> = result.flags.iter().map(|f| f.as_str().to_owned()).collect();
+        let end = result.outcome.status();
+        let row: Option<EndedRow> = sqlx::query_as(
+            "WITH attempt AS (
+                 UPDATE call_attempts SET status = $3, outcome = $4,
+                     provider_ref = COALESCE($5, provider_ref), transcript = $6,
+                     recording_url = $7, flags = $8, ended_at = $9
+                 WHERE scheduled_call_id = $1 AND attempt = $2
+                 RETURNING id, started_at
+             )
+             UPDATE scheduled_calls sc SET status = $3,
+                 flags = ARRAY(SELECT DISTINCT f FROM unnest(sc.flags || $8::text[]) AS f ORDER BY f),
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $10
+             FROM attempt
+             WHERE sc.id = $1
+             RETURNING attempt.id, sc.company_id, sc.customer_id, sc.due_at, sc.schedule_id,
+                       attempt.started_at",
+        )
+        .bind(*call.as_uuid())
+        .bind(i32::try_from(attempt.get()).map_err(|_| corrupt("attempts"))?)
+        .bind(end.as_str())
+        .bind(result.outcome.as_str())
+        .bind(result.provider_ref)
+        .bind(result.transcript)
+        .bind(result.recording_url)
+        .bind(&flags)
+        .bind(result.ended_at)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (attempt_id, company, customer, due_at, schedule, started_at) =
+            row.ok_or(Error::NotFound {
+                what: "call attempt",
+            })?;
+        let company = CompanyId::from_uuid(company);
+        let ended = entry(
+            now,
+            Event::Ended {
+                outcome: result.outcome,
+            },
+            end,
+            due_at,
+            vec![],
+        );
+        append_trail(&mut tx, &[(call, &ended)]).await?;
+
+        let mut applied = Applied {
+            call: attempt_id,
+            ..Applied::default()
+        };
+        for follow_up in follow_ups {
+            apply(
+                &mut tx,
+                company,
+                &customer,
+                schedule,
+                follow_up,
+                now,
+                &mut applied,
+            )
+            .await?;
+        }
+        applied.event = outbox(
+            &mut tx,
+            company,
+            &OutboxCall {
+                attempt: attempt_id,
+                call,
+                customer: &customer,
+                status: end,
+                started_at,
+                result,
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+}
+
+/// `dialing -> in_progress` with the trail entry; returns the due time, `None` if fenced.
+async fn dialed(
+    conn: &mut PgConnection,
+    call: CallId,
+    token: Option<LeaseToken>,
+    provider_ref: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    let due: Option<(DateTime<Utc>,)> = sqlx::query_as(
+        "WITH attempt AS (
+             UPDATE call_attempts a SET status = 'in_progress',
+                 provider_ref = COALESCE($3, a.provider_ref)
+             FROM scheduled_calls sc
+             WHERE sc.id = $1 AND sc.status = 'dialing'
+               AND ($2::bigint IS NULL OR sc.lease_token = $2)
+               AND a.scheduled_call_id = sc.id AND a.attempt = sc.attempts + 1
+             RETURNING a.attempt
+         )
+         UPDATE scheduled_calls SET status = 'in_progress', attempts = attempt.attempt,
+             updated_at = $4
+         FROM attempt
+         WHERE id = $1
+         RETURNING due_at",
+    )
+    .bind(*call.as_uuid())
+    .bind(token.map(|t| t.0))
+    .bind(provider_ref)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((due_at,)) = due {
+        let e = entry(now, Event::Dialed, CallStatus::InProgress, due_at, vec![]);
+        append_trail(conn, &[(call, &e)]).await?;
+    }
+    Ok(due.map(|(d,)| d))
+}
+
+/// Applies one follow-up inside the result's transaction.
+async fn apply(
+    conn: &mut PgConnection,
+    company: CompanyId,
+    customer: &str,
+    schedule: Uuid,
+    follow_up: &FollowUp,
+    now: DateTime<Utc>,
+    applied: &mut Applied,
+) -> Result<()> {
+    match follow_up {
+        FollowUp::SetDoNotCall => {
+            sqlx::query(
+                "UPDATE customers SET do_not_call = true, updated_at = $3
+                 WHERE company_id = $1 AND id = $2",
+            )
+            .bind(company.as_uuid())
+            .bind(customer)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        FollowUp::CancelPending {
+            reason,
+            end_schedule,
+        } => {
+            let cancelled =
+                cancel_pending(conn, company, Pending::Customer(customer), *reason, now).await?;
+            applied.cancelled.extend(cancelled);
+            if *end_schedule {
+                end_active_schedule(conn, company, customer, now).await?;
+            }
+        }
+        FollowUp::Defer {
+            call,
+            due_at,
+            blocks,
+        } => {
+            let reasons = serde_json::to_string(blocks).map_err(|_| corrupt("reasons"))?;
+            let moved = sqlx::query(
+                "UPDATE scheduled_calls SET due_at = $3, reasons = $4::jsonb, updated_at = $5
+                 WHERE id = $1 AND company_id = $2 AND status = 'scheduled'",
+            )
+            .bind(*call.as_uuid())
+            .bind(company.as_uuid())
+            .bind(due_at)
+            .bind(reasons)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            if moved.rows_affected() == 1 {
+                let e = entry(
+                    now,
+                    Event::Deferred,
+                    CallStatus::Scheduled,
+                    *due_at,
+                    blocks.clone(),
+                );
+                append_trail(conn, &[(*call, &e)]).await?;
+                applied.deferred.push((*call, *due_at));
+            }
+        }
+        FollowUp::Schedule { due_at, reasons } => {
+            let id = CallId::from_uuid(Uuid::new_v4());
+            let json = serde_json::to_string(reasons).map_err(|_| corrupt("reasons"))?;
+            let added = sqlx::query(
+                "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
+                     due_at, slot_at, reasons, created_at, updated_at)
+                 SELECT $1, $2, $3, s.id, 'scheduled', $5, $5, $6::jsonb, $7, $7
+                 FROM schedules s WHERE s.id = $4 AND s.active",
+            )
+            .bind(*id.as_uuid())
+            .bind(company.as_uuid())
+            .bind(customer)
+            .bind(schedule)
+            .bind(due_at)
+            .bind(json)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            if added.rows_affected() == 1 {
+                let e = entry(
+                    now,
+                    Event::Planned,
+                    CallStatus::Scheduled,
+                    *due_at,
+                    reasons.clone(),
+                );
+                append_trail(conn, &[(id, &e)]).await?;
+                applied.created.push((id, *due_at));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The facts of a finished call that its webhook event reports.
+struct OutboxCall<'a> {
+    attempt: Uuid,
+    call: CallId,
+    customer: &'a str,
+    status: CallStatus,
+    started_at: DateTime<Utc>,
+    result: &'a CallResult<'a>,
+}
+
+/// Writes the `call.completed` webhook event if the company has a webhook URL.
+async fn outbox(
+    conn: &mut PgConnection,
+    company: CompanyId,
+    c: &OutboxCall<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>> {
+    let event = Uuid::new_v4();
+    let payload = json!({
+        "eventId": event,
+        "event": "call.completed",
+        "customerId": c.customer,
+        "callId": c.attempt,
+        "scheduledCallId": c.call,
+        "status": c.status,
+        "transcript": c.result.transcript,
+        "recording_url": c.result.recording_url,
+        "timestamp": c.started_at,
+        "endedAt": c.result.ended_at,
+        "postProcessingFlags": c.result.flags,
+    });
+    let written = sqlx::query(
+        "INSERT INTO webhook_outbox (id, company_id, call_id, scheduled_call_id, event, payload,
+             status, next_attempt_at, created_at)
+         SELECT $1, c.id, $3, $4, 'call.completed', $5, 'pending', $6, $6
+         FROM companies c WHERE c.id = $2 AND c.webhook_url IS NOT NULL",
+    )
+    .bind(event)
+    .bind(company.as_uuid())
+    .bind(c.attempt)
+    .bind(*c.call.as_uuid())
+    .bind(&payload)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok((written.rows_affected() == 1).then_some(event))
+}

@@ -1,0 +1,330 @@
+//! The worker's conditional writes against a fresh Postgres database per test: claims,
+//! leases and fencing, dial intents, results with their follow-ups and webhook events.
+
+mod support;
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use outdial_domain::scheduled_call::{CancelReason, Event};
+use outdial_domain::{AttemptNo, AttemptOutcome, CallId, CallStatus, Flag};
+use outdial_store::{CallResult, ClaimedCall, CompanyId, DialIntent, Error, FollowUp, Store};
+use sqlx::PgPool;
+
+use support::*;
+
+/// Well after every call of `plan(n)` is due.
+fn later() -> DateTime<Utc> {
+    now() + Duration::days(3)
+}
+
+async fn setup(store: &Store, calls: usize) -> (CompanyId, Vec<CallId>) {
+    let acme = company(store, "acme").await;
+    store
+        .insert_customer(acme, &customer("c1", false, false), now())
+        .await
+        .expect("customer");
+    let created = create(store, acme, "c1", calls).await;
+    (acme, created.calls.iter().map(|c| c.id).collect())
+}
+
+async fn claim(store: &Store, ids: &[CallId], owner: &str, at: DateTime<Utc>) -> Vec<ClaimedCall> {
+    store
+        .claim_calls(ids, owner, at, at + Duration::seconds(30))
+        .await
+        .expect("claim")
+}
+
+async fn status(store: &Store, company: CompanyId, id: CallId) -> CallStatus {
+    store
+        .scheduled_call(company, id)
+        .await
+        .expect("call")
+        .status
+}
+
+fn intent(c: &ClaimedCall) -> DialIntent<'_> {
+    DialIntent {
+        call: c.id,
+        token: c.token,
+        attempt: c.attempt,
+        number: c.customer.phone.as_e164(),
+        loan_id: c.loan_id.as_deref(),
+    }
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn a_call_is_claimed_once_and_only_when_due_and_pending(pool: PgPool) {
+    let store = Store::new(pool);
+    let (acme, ids) = setup(&store, 4).await;
+    // Not due yet: nothing.
+    assert!(claim(&store, &ids, "w1", now()).await.is_empty());
+    store
+        .cancel_scheduled_call(acme, ids[3], now())
+        .await
+        .expect("cancel");
+    let first = claim(&store, &ids, "w1", later()).await;
+    let got: HashSet<CallId> = first.iter().map(|c| c.id).collect();
+    assert_eq!(got, ids[..3].iter().copied().collect());
+    assert!(
+        first
+            .iter()
+            .all(|c| c.attempt == AttemptNo::FIRST && c.schedule_active)
+    );
+    assert_eq!(first[0].customer.id.as_str(), "c1");
+    // A duplicate delivery, or another worker, gets nothing.
+    assert!(claim(&store, &ids, "w2", later()).await.is_empty());
+    assert_eq!(status(&store, acme, ids[0]).await, CallStatus::Dialing);
+    let trail = store
+        .scheduled_call(acme, ids[0])
+        .await
+        .expect("call")
+        .decision_trail
+        .expect("trail");
+    assert_eq!(trail.last().expect("entry").event, Event::Claimed);
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn concurrent_claimers_never_share_a_call(pool: PgPool) {
+    let store = Store::new(pool);
+    let (_, ids) = setup(&store, 40).await;
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        let ids = ids.clone();
+        tasks.push(tokio::spawn(async move {
+            claim(&store, &ids, &format!("w{w}"), later()).await
+        }));
+    }
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.extend(task.await.expect("claimer").into_iter().map(|c| c.id));
+    }
+    let unique: HashSet<CallId> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a call was claimed twice");
+    assert_eq!(unique.len(), 40);
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn an_expired_lease_is_taken_over_only_before_the_dial_intent(pool: PgPool) {
+    let store = Store::new(pool);
+    let (acme, ids) = setup(&store, 2).await;
+    let t = later();
+    let old = claim(&store, &ids, "dead-worker", t).await;
+    // The first call got its dial intent before the worker died; the second did not.
+    let recorded = store
+        .record_dial_intents(acme, &[intent(&old[0])], t)
+        .await
+        .expect("intent");
+    assert_eq!(recorded.len(), 1);
+    let after_expiry = t + Duration::seconds(31);
+    let taken = claim(&store, &ids, "w2", after_expiry).await;
+    assert_eq!(taken.len(), 1, "only the call without a dial intent");
+    assert_eq!(taken[0].id, old[1].id);
+    assert!(taken[0].token > old[1].token);
+    // The dead worker's late writes are fenced.
+    assert!(matches!(
+        store
+            .release(old[1].id, old[1].token, t, Event::HandedBack, vec![], t)
+            .await,
+        Err(Error::Fenced)
+    ));
+    let late = store
+        .record_dial_intents(acme, &[intent(&old[1])], after_expiry)
+        .await
+        .expect("no error");
+    assert!(late.is_empty(), "a fenced worker records no intent");
+    // The new holder's intent is accepted.
+    let mine = store
+        .record_dial_intents(acme, &[intent(&taken[0])], after_expiry)
+        .await
+        .expect("intent");
+    assert_eq!(mine.len(), 1);
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn a_released_call_is_scheduled_again_without_consuming_an_attempt(pool: PgPool) {
+    let store = Store::new(pool);
+    let (acme, ids) = setup(&store, 1).await;
+    let t = later();
+    let claimed = claim(&store, &ids, "w1", t).await;
+    let next = t + Duration::hours(12);
+    store
+        .release(ids[0], claimed[0].token, next, Event::Deferred, vec![], t)
+        .await
+        .expect("release");
+    let call = store.scheduled_call(acme, ids[0]).await.expect("call");
+    assert_eq!(
+        (call.status, call.scheduled_at, call.attempts),
+        (CallStatus::Scheduled, next, 0)
+    );
+    assert!(
+        claim(&store, &ids, "w1", t).await.is_empty(),
+        "not due until `next`"
+    );
+    let again = claim(&store, &ids, "w1", next).await;
+    assert_eq!(again[0].attempt, AttemptNo::FIRST);
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn a_dnc_result_is_stored_with_its_follow_ups_and_webhook_event_at_once(pool: PgPool) {
+    let store = Store::new(pool);
+    let (acme, ids) = setup(&store, 5).await;
+    store
+        .set_webhook(acme, Some("http://127.0.0.1:9/hook"))
+        .await
+        .expect("webhook");
+    let t = later() - Duration::days(2) + Duration::hours(1);
+    let claimed = claim(&store, &ids[..1], "w1", t).await;
+    let c = &claimed[0];
+    store
+        .record_dial_intents(acme, &[intent(c)], t)
+        .await
+        .expect("intent");
+    store
+        .mark_dialed(c.id, c.token, Some("sim-1"), t)
+        .await
+        .expect("dialed");
+    let flags = [Flag::Connect, Flag::Dnc];
+    let applied = store
+        .record_result(
+            c.id,
+            Some(c.token),
+            c.attempt,
+            &CallResult {
+                outcome: AttemptOutcome::Completed,
+                provider_ref: Some("sim-1"),
+                transcript: Some("Customer: stop calling me."),
+                recording_url: Some("https://rec.example/1.mp3"),
+                flags: &flags,
+                ended_at: t + Duration::minutes(2),
+            },
+            &[
+                FollowUp::SetDoNotCall,
+                FollowUp::CancelPending {
+                    reason: CancelReason::Flag,
+                    end_schedule: true,
+                },
+            ],
+            t + Duration::minutes(2),
+        )
+        .await
+        .expect("result");
+    let cancelled: HashSet<CallId> = applied.cancelled.iter().copied().collect();
+    assert_eq!(cancelled, ids[1..].iter().copied().collect());
+    assert!(applied.event.is_some(), "a webhook event was written");
+    assert!(
+        store
+            .customer(acme, "c1")
+            .await
+            .expect("customer")
+            .do_not_call
+    );
+    let call = store.scheduled_call(acme, c.id).await.expect("call");
+    assert_eq!(call.status, CallStatus::Completed);
+    assert_eq!(call.attempts, 1);
+    assert_eq!(call.post_processing_flags, flags.to_vec());
+    let events: Vec<Event> = call
+        .decision_trail
+        .expect("trail")
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            Event::Planned,
+            Event::Claimed,
+            Event::Dialed,
+            Event::Ended {
+                outcome: AttemptOutcome::Completed
+            }
+        ]
+    );
+    let placed = store
+        .call(acme, applied.call)
+        .await
+        .expect("the placed call");
+    assert_eq!(
+        placed.transcript.as_deref(),
+        Some("Customer: stop calling me.")
+    );
+    assert_eq!(placed.status, CallStatus::Completed);
+    // A repeat of the same result (a duplicate provider event) changes nothing.
+    assert!(matches!(
+        store
+            .record_result(
+                c.id,
+                None,
+                c.attempt,
+                &CallResult {
+                    outcome: AttemptOutcome::Completed,
+                    provider_ref: None,
+                    transcript: None,
+                    recording_url: None,
+                    flags: &[],
+                    ended_at: t,
+                },
+                &[],
+                t,
+            )
+            .await,
+        Err(Error::Fenced)
+    ));
+    let payload: serde_json::Value =
+        sqlx::query_scalar("SELECT payload FROM webhook_outbox WHERE id = $1")
+            .bind(applied.event.expect("event"))
+            .fetch_one(store.pool())
+            .await
+            .expect("outbox row");
+    assert_eq!(payload["customerId"], "c1");
+    assert_eq!(
+        payload["postProcessingFlags"],
+        serde_json::json!(["CONNECT", "DNC"])
+    );
+    assert_eq!(payload["recording_url"], "https://rec.example/1.mp3");
+    assert_eq!(payload["scheduledCallId"], c.id.to_string());
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn a_no_answer_schedules_its_retry_in_the_same_schedule(pool: PgPool) {
+    let store = Store::new(pool);
+    let (acme, ids) = setup(&store, 1).await;
+    let t = later();
+    let claimed = claim(&store, &ids, "w1", t).await;
+    let c = &claimed[0];
+    store
+        .record_dial_intents(acme, &[intent(c)], t)
+        .await
+        .expect("intent");
+    // An immediate outcome: dialing -> no_answer, the Dialed step recorded on the way.
+    let retry_at = t + Duration::hours(4);
+    let applied = store
+        .record_result(
+            c.id,
+            Some(c.token),
+            c.attempt,
+            &CallResult {
+                outcome: AttemptOutcome::NoAnswer,
+                provider_ref: Some("sim-2"),
+                transcript: None,
+                recording_url: None,
+                flags: &[Flag::NoAnswer],
+                ended_at: t,
+            },
+            &[FollowUp::Schedule {
+                due_at: retry_at,
+                reasons: vec![],
+            }],
+            t,
+        )
+        .await
+        .expect("result");
+    assert_eq!(applied.created.len(), 1);
+    assert_eq!(applied.event, None, "no webhook configured");
+    let (retry, due) = applied.created[0];
+    assert_eq!(due, retry_at);
+    assert_eq!(status(&store, acme, c.id).await, CallStatus::NoAnswer);
+    assert_eq!(status(&store, acme, retry).await, CallStatus::Scheduled);
+    assert_eq!(claim(&store, &[retry], "w1", retry_at).await.len(), 1);
+}
