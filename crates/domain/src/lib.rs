@@ -10,6 +10,7 @@ pub mod call;
 pub mod clock;
 pub mod customer;
 pub mod flags;
+pub mod follow_up;
 pub mod geo;
 pub mod phone;
 pub mod policy;

@@ -22,8 +22,9 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use outdial_domain::follow_up::FollowUp;
 use outdial_domain::policy::Block;
-use outdial_domain::scheduled_call::{CancelReason, Event, TrailEntry};
+use outdial_domain::scheduled_call::{Event, TrailEntry};
 use outdial_domain::task::ScheduleType;
 use outdial_domain::{AttemptNo, AttemptOutcome, CallId, CallStatus, Customer, Flag, ScheduleId};
 use serde_json::json;
@@ -77,30 +78,6 @@ pub struct CallResult<'a> {
     pub recording_url: Option<&'a str>,
     pub flags: &'a [Flag],
     pub ended_at: DateTime<Utc>,
-}
-
-/// What a result does to the customer's other calls, decided by the worker (flags'
-/// effects and the retry rule, applied through the policy) and written with the result.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FollowUp {
-    /// Mark the customer do-not-call.
-    SetDoNotCall,
-    /// Cancel every pending call of the customer; end the schedule when `end_schedule`.
-    CancelPending {
-        reason: CancelReason,
-        end_schedule: bool,
-    },
-    /// Move one pending call (a quiet period started) to `due_at`, for `blocks`.
-    Defer {
-        call: CallId,
-        due_at: DateTime<Utc>,
-        blocks: Vec<Block>,
-    },
-    /// Add a call to the schedule (a retry or a callback) at `due_at`.
-    Schedule {
-        due_at: DateTime<Utc>,
-        reasons: Vec<Block>,
-    },
 }
 
 /// What [`Store::record_result`] changed besides the call itself (the queue mirrors it).

@@ -25,9 +25,10 @@ pub use api_key::ApiKey;
 pub use call_attempt::{CallRecord, MAX_ATTEMPT_PAGE, NewAttempt};
 pub use company::{Company, CompanyId, DEMO_COMPANY};
 pub use customer::{CustomerFilter, CustomerPatch, MAX_PAGE};
-pub use dispatch::{Applied, CallResult, ClaimedCall, DialIntent, FollowUp, LeaseToken};
+pub use dispatch::{Applied, CallResult, ClaimedCall, DialIntent, LeaseToken};
 pub use error::{Error, Result};
 pub use idempotency::{Idempotent, KEY_RETENTION_HOURS};
+pub use outdial_domain::follow_up::FollowUp;
 pub use schedule::{CreatedSchedule, NewSchedule};
 pub use scheduled_call::{CallFilter, Cancellation, InFlight, MAX_CALL_PAGE, ScheduledCallRecord};
 
