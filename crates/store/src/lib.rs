@@ -15,6 +15,7 @@ mod customer;
 mod dispatch;
 mod error;
 mod idempotency;
+mod outbox;
 mod schedule;
 mod scheduled_call;
 
@@ -28,6 +29,7 @@ pub use customer::{CustomerFilter, CustomerPatch, MAX_PAGE};
 pub use dispatch::{Applied, CallResult, ClaimedCall, DialIntent, LeaseToken};
 pub use error::{Error, Result};
 pub use idempotency::{Idempotent, KEY_RETENTION_HOURS};
+pub use outbox::{Delivery, DeliveryState};
 pub use outdial_domain::follow_up::FollowUp;
 pub use schedule::{CreatedSchedule, NewSchedule};
 pub use scheduled_call::{CallFilter, Cancellation, InFlight, MAX_CALL_PAGE, ScheduledCallRecord};

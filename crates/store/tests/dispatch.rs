@@ -328,3 +328,105 @@ async fn a_no_answer_schedules_its_retry_in_the_same_schedule(pool: PgPool) {
     assert_eq!(status(&store, acme, retry).await, CallStatus::Scheduled);
     assert_eq!(claim(&store, &[retry], "w1", retry_at).await.len(), 1);
 }
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn webhook_events_are_claimed_once_retried_dead_lettered_and_redriven(pool: PgPool) {
+    let store = Store::new(pool);
+    let (acme, ids) = setup(&store, 1).await;
+    let company = store
+        .set_webhook(acme, Some("http://127.0.0.1:9/hook"))
+        .await
+        .expect("webhook");
+    let secret = company.webhook_secret.expect("a signing secret");
+    assert!(secret.starts_with("whsec_") && secret.len() == 70);
+    let t = later();
+    let claimed = claim(&store, &ids, "w1", t).await;
+    let c = &claimed[0];
+    store
+        .record_dial_intents(acme, &[intent(c)], t)
+        .await
+        .expect("intent");
+    let applied = store
+        .record_result(
+            c.id,
+            Some(c.token),
+            c.attempt,
+            &CallResult {
+                outcome: AttemptOutcome::Busy,
+                provider_ref: None,
+                transcript: None,
+                recording_url: None,
+                flags: &[],
+                ended_at: t,
+            },
+            &[],
+            t,
+        )
+        .await
+        .expect("result");
+    let event = applied.event.expect("an event");
+
+    let lease = t + Duration::seconds(30);
+    let got = store.claim_deliveries(t, lease, 10).await.expect("claim");
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].id, got[0].secret.as_str()),
+        (event, secret.as_str())
+    );
+    assert!(
+        store
+            .claim_deliveries(t, lease, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "claimed once"
+    );
+    // A deliverer that died: the event comes back when its claim runs out.
+    assert_eq!(
+        store
+            .claim_deliveries(lease, lease + Duration::seconds(30), 10)
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
+
+    let retry = t + Duration::minutes(5);
+    store
+        .delivery_failed(event, "HTTP 503", Some(retry), t)
+        .await
+        .expect("failed");
+    assert!(
+        store
+            .claim_deliveries(t + Duration::minutes(4), lease, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let again = store
+        .claim_deliveries(retry, retry + Duration::seconds(30), 10)
+        .await
+        .expect("claim");
+    assert_eq!(again[0].attempts, 1);
+    store
+        .delivery_failed(event, "HTTP 503", None, retry)
+        .await
+        .expect("dead");
+    let dead = store.deliveries(acme, "dead", 10).await.expect("list");
+    assert_eq!((dead.len(), dead[0].attempts), (1, 2));
+    assert_eq!(
+        store
+            .redrive_deliveries(acme, None, retry)
+            .await
+            .expect("redrive"),
+        1
+    );
+    let redriven = store
+        .claim_deliveries(retry, retry + Duration::seconds(30), 10)
+        .await
+        .expect("claim");
+    assert_eq!(redriven.len(), 1);
+    store.delivered(event, retry).await.expect("delivered");
+    let delivered = store.deliveries(acme, "delivered", 10).await.expect("list");
+    assert_eq!(delivered[0].delivered_at, Some(retry));
+}
