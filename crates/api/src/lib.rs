@@ -18,6 +18,7 @@ mod openapi;
 mod patch;
 mod query;
 mod scheduled_calls;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -91,6 +92,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(scheduled_calls::reschedule))
         .routes(routes!(calls::list))
         .routes(routes!(calls::show))
+        .routes(routes!(webhook::put, webhook::delete))
+        .routes(routes!(webhook::deliveries))
+        .routes(routes!(webhook::redrive))
 }
 
 /// The OpenAPI document, as `/openapi.json` serves it.

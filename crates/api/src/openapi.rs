@@ -306,6 +306,44 @@ pub(crate) struct CallPage {
     next_cursor: Option<String>,
 }
 
+/// The body of `PUT /webhook`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WebhookRequest)]
+pub(crate) struct WebhookRequestDoc {
+    /// An http or https URL (at most 2048 characters).
+    url: String,
+}
+
+/// The body of `POST /webhook/deliveries/redrive`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RedriveRequest)]
+pub(crate) struct RedriveRequestDoc {
+    /// The dead events to re-drive; all of them when absent.
+    ids: Option<Vec<String>>,
+}
+
+/// One webhook event's delivery state.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Delivery)]
+pub(crate) struct DeliveryDoc {
+    id: String,
+    event: String,
+    /// pending, delivered or dead.
+    status: String,
+    attempts: u32,
+    next_attempt_at: String,
+    last_error: Option<String>,
+    created_at: String,
+    delivered_at: Option<String>,
+}
+
+/// A page of deliveries.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeliveryPage {
+    data: Vec<DeliveryDoc>,
+}
+
 /// What every operation shares (see the module documentation); applied by [`finish`] once
 /// the routes are registered.
 struct Conventions;
@@ -365,11 +403,12 @@ impl Modify for Conventions {
         for (path, item) in doc.paths.paths.iter_mut() {
             let public = path == "/openapi.json";
             let post = item.post.is_some();
-            let ops: [&mut Option<Operation>; 4] = [
+            let ops: [&mut Option<Operation>; 5] = [
                 &mut item.get,
                 &mut item.post,
                 &mut item.patch,
                 &mut item.delete,
+                &mut item.put,
             ];
             for (i, op) in ops.into_iter().enumerate() {
                 let Some(op) = op.as_mut() else { continue };
