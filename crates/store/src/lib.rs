@@ -16,6 +16,7 @@ mod dispatch;
 mod error;
 mod idempotency;
 mod outbox;
+mod pending;
 mod schedule;
 mod scheduled_call;
 
@@ -31,6 +32,7 @@ pub use error::{Error, Result};
 pub use idempotency::{Idempotent, KEY_RETENTION_HOURS};
 pub use outbox::{Delivery, DeliveryState};
 pub use outdial_domain::follow_up::FollowUp;
+pub use pending::PendingCall;
 pub use schedule::{CreatedSchedule, NewSchedule};
 pub use scheduled_call::{CallFilter, Cancellation, InFlight, MAX_CALL_PAGE, ScheduledCallRecord};
 

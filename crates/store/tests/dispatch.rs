@@ -430,3 +430,36 @@ async fn webhook_events_are_claimed_once_retried_dead_lettered_and_redriven(pool
     let delivered = store.deliveries(acme, "delivered", 10).await.expect("list");
     assert_eq!(delivered[0].delivered_at, Some(retry));
 }
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn reconciliation_pages_every_pending_call_once_and_names_the_settled(pool: PgPool) {
+    let store = Store::new(pool);
+    let (acme, ids) = setup(&store, 25).await;
+    store
+        .cancel_scheduled_call(acme, ids[0], now())
+        .await
+        .expect("cancel");
+    let claimed = claim(&store, &ids[1..2], "w1", later()).await;
+    assert_eq!(claimed.len(), 1);
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.pending_page(after, 7).await.expect("page");
+        let Some(last) = page.last() else { break };
+        after = Some(last.call);
+        seen.extend(page.iter().map(|p| p.call));
+    }
+    let expected: HashSet<CallId> = ids[2..].iter().copied().collect();
+    assert_eq!(seen.len(), expected.len());
+    assert_eq!(seen.iter().copied().collect::<HashSet<_>>(), expected);
+    let unknown = CallId::from_uuid(uuid::Uuid::from_u128(42));
+    let settled = store
+        .settled_among(&[ids[0], ids[1], ids[2], unknown])
+        .await
+        .expect("settled");
+    assert_eq!(
+        settled,
+        [ids[0], unknown],
+        "cancelled and unknown; dialing is live"
+    );
+}
