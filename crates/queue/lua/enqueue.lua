@@ -1,0 +1,43 @@
+-- enqueue.lua: schedules calls in one partition, idempotent by call id.
+--
+-- KEYS[1]  P.."meta" (P, the partition prefix, is KEYS[1] without "meta"; every other key
+--          is derived from P and shares its hash tag)
+-- ARGV[1]  mode: "move" (an existing scheduled or due job takes the new due time) or "nx"
+--          (an existing job is left alone: reconciliation)
+-- then for each job three values:
+-- ARGV[3i-1] member (call id 16 bytes .. table bucket 2 bytes)
+-- ARGV[3i]   due (ms)
+-- ARGV[3i+1] customer reference
+-- Returns one code per job: 0 scheduled (new), 1 moved to the new due time (it was
+-- scheduled or due), 2 left alone because it is leased, 3 dead, 4 waiting for reconcile,
+-- 5 exists and left alone (mode "nx").
+-- A leased, dead or reconcile job keeps its state: only the worker, an admin re-drive or a
+-- reconcile resolution moves it.
+local P = string.sub(KEYS[1], 1, -5)
+local out = {}
+for i = 2, #ARGV, 3 do
+  local m, due, customer = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local tk = table_key(P, m)
+  local id = member_id(m)
+  local row = redis.call("HGET", tk, id)
+  local state, old = locate(P, m, row)
+  local code = 0
+  if state == "leased" then
+    code = 2
+  elseif state == "dead" then
+    code = 3
+  elseif state == "rec" then
+    code = 4
+  elseif state and ARGV[1] == "nx" then
+    code = 5
+  else
+    if state then
+      code = 1
+      unlink(P, m, state, old)
+    end
+    slab_insert(P, m, due)
+    redis.call("HSET", tk, id, enc6(due) .. customer)
+  end
+  out[#out + 1] = code
+end
+return out

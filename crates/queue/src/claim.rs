@@ -1,0 +1,147 @@
+//! Claiming: fair across partitions, through the partition index.
+//!
+//! The index (`<ns>:parts`, a sorted set in its own slot) maps each partition to the
+//! earliest instant it may have work: its earliest due job, earliest lease expiry, or the
+//! end of its throttle. A claimer reads the partitions whose instant has come (bounded),
+//! splits its batch among them and runs each partition's claim script; the script reports
+//! the partition's next instant, which the claimer writes back (never later than
+//! `now + idle_recheck`). A throttled or capped partition is therefore never even visited
+//! before it can give work, and never delays another partition's due jobs. A partition
+//! served in this round that still has due work is moved behind those that waited longer
+//! (its instant becomes `now`), so partitions take turns.
+//!
+//! The index is only a hint. Every write to it is a separate command after the partition
+//! script, so it can lag or be lost (a crash between the two, a racing enqueue); it repairs
+//! itself: every enqueue lowers it again, every claim rewrites it, no entry is ever later
+//! than `idle_recheck` after it was last written, and [`Queue::repair_index`] rebuilds it
+//! from each partition's own keys.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::job::Job;
+use crate::keys::Partition;
+use crate::queue::{Queue, ms};
+use crate::reply::{array, text};
+use crate::scripts::SCRIPTS;
+use crate::Result;
+
+impl Queue {
+    /// Leases up to `n` due jobs across partitions, fairly, each for `lease`.
+    pub async fn claim(&self, now: DateTime<Utc>, n: usize, lease: Duration) -> Result<Vec<Job>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let index = self.keys.index();
+        let now_ms = ms(now);
+        let limit = self.config.partitions_per_claim;
+        let v = self
+            .conn
+            .run("claim", |mut c| {
+                let index = index.clone();
+                async move {
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(&index)
+                        .arg("-inf")
+                        .arg(now_ms)
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(limit)
+                        .query_async::<redis::Value>(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let parts: Vec<Partition> = array(&v)
+            .iter()
+            .filter_map(|p| Partition::new(&text(p)?).ok())
+            .collect();
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut jobs = Vec::with_capacity(n);
+        let mut wake = Vec::with_capacity(parts.len());
+        let mut again = Vec::new();
+        let share = n.div_ceil(parts.len());
+        for p in &parts {
+            let want = share.min(n - jobs.len());
+            if want == 0 {
+                break;
+            }
+            let (got, next) = self.claim_partition(p, now, want, lease).await?;
+            if got.len() == want && next >= 0 && next <= now_ms {
+                again.push(p.clone());
+            }
+            jobs.extend(got);
+            wake.push((p.to_string(), self.wake_after(next, now_ms)));
+        }
+        // Second pass: leftover room goes to partitions that filled their share.
+        for p in &again {
+            let want = n - jobs.len();
+            if want == 0 {
+                break;
+            }
+            let (got, next) = self.claim_partition(p, now, want, lease).await?;
+            jobs.extend(got);
+            if let Some(w) = wake.iter_mut().find(|(q, _)| q == p.as_str()) {
+                w.1 = self.wake_after(next, now_ms);
+            }
+        }
+        let index = self.keys.index();
+        self.conn
+            .run("claim", |mut c| {
+                let mut pipe = redis::pipe();
+                for (p, w) in &wake {
+                    pipe.cmd("ZADD").arg(&index).arg(*w).arg(p).ignore();
+                }
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await?;
+        Ok(jobs)
+    }
+
+    /// The instant written back to the index for a partition whose script said `next`.
+    fn wake_after(&self, next: i64, now: i64) -> i64 {
+        let cap = now.saturating_add(i64::try_from(self.config.idle_recheck.as_millis()).unwrap_or(i64::MAX));
+        if next < 0 {
+            cap
+        } else {
+            // Still due: go behind partitions that have waited longer.
+            next.max(now).min(cap)
+        }
+    }
+
+    /// Leases up to `n` due jobs of one partition (recovering its expired leases and
+    /// promoting its due jobs first, both bounded). Returns the jobs and the partition's
+    /// next instant with possible work (ms since the epoch; -1 when it has none). Does not
+    /// touch the partition index.
+    pub async fn claim_partition(
+        &self,
+        partition: &Partition,
+        now: DateTime<Utc>,
+        n: usize,
+        lease: Duration,
+    ) -> Result<(Vec<Job>, i64)> {
+        let now_ms = ms(now);
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let args = [
+            now_ms.to_string().into_bytes(),
+            n.to_string().into_bytes(),
+            lease_ms.to_string().into_bytes(),
+            self.config.promote_batch.to_string().into_bytes(),
+            self.config.recover_batch.to_string().into_bytes(),
+        ];
+        let v = self.eval("claim", &SCRIPTS.claim, partition, &args).await?;
+        let (jobs, next) = self.parse_claim(partition, now_ms, lease_ms, &v)?;
+        let a = array(&v);
+        let (recovered, reconcile) = (
+            a.get(1).and_then(crate::reply::int).unwrap_or(0),
+            a.get(2).and_then(crate::reply::int).unwrap_or(0),
+        );
+        if recovered > 0 || reconcile > 0 {
+            tracing::info!(partition = %partition, recovered, reconcile, "expired leases recovered");
+        }
+        Ok((jobs, next))
+    }
+}

@@ -1,0 +1,477 @@
+//! The queue: every state transition, each one Lua script on one partition's keys.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, stream};
+use outdial_domain::{CallId, CustomerRef};
+use redis::Value;
+
+use crate::connection::Connection;
+use crate::job::{Cancel, CustomerCancel, DialIntent, Enqueued, HandBack, Job, JobRef, NewJob};
+use crate::keys::{Keys, Partition, bucket_of};
+use crate::reply::{array, bytes, int};
+use crate::scripts::SCRIPTS;
+use crate::{Error, QueueConfig, Resolution, Result};
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The instant `ms` milliseconds after the Unix epoch.
+pub(crate) fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A handle on one queue namespace in Redis. Cheap to clone; share one per process.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    pub(crate) conn: Connection,
+    pub(crate) keys: Keys,
+    pub(crate) config: QueueConfig,
+    /// Partitions this process has registered in the `known` set.
+    registered: Arc<Mutex<HashSet<Partition>>>,
+}
+
+impl Queue {
+    /// A queue on the Redis at `url` under `namespace`. Connects lazily: a Redis that is
+    /// down is retried by each operation, so a worker can start before Redis does.
+    pub fn open(url: &str, namespace: &str, config: QueueConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            conn: Connection::open(url, &config)?,
+            keys: Keys::new(namespace)?,
+            config,
+            registered: Arc::default(),
+        })
+    }
+
+    /// The key names.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// The reference of a call's job, from its partition and customer.
+    pub fn job_ref(&self, partition: &Partition, call: CallId, customer: &CustomerRef) -> JobRef {
+        JobRef {
+            partition: partition.clone(),
+            call,
+            bucket: bucket_of(customer.as_str(), self.config.buckets),
+        }
+    }
+
+    /// Runs one script on one partition (KEYS\[1\] is the partition's meta key).
+    pub(crate) async fn eval(
+        &self,
+        what: &'static str,
+        script: &'static redis::Script,
+        p: &Partition,
+        args: &[Vec<u8>],
+    ) -> Result<Value> {
+        let meta = self.keys.meta(p);
+        self.conn
+            .run(what, |mut c| {
+                let mut inv = script.key(&meta);
+                for a in args {
+                    inv.arg(a.as_slice());
+                }
+                async move { inv.invoke_async::<Value>(&mut c).await }
+            })
+            .await
+    }
+
+    async fn eval_int(
+        &self,
+        what: &'static str,
+        script: &'static redis::Script,
+        p: &Partition,
+        args: &[Vec<u8>],
+    ) -> Result<i64> {
+        let v = self.eval(what, script, p, args).await?;
+        int(&v).ok_or_else(|| Error::Reply {
+            script: what,
+            what: format!("expected an integer, got {v:?}"),
+        })
+    }
+
+    /// Schedules one call (see [`enqueue_many`](Self::enqueue_many)).
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued> {
+        let r = self.enqueue_many(std::slice::from_ref(job)).await?;
+        r.into_iter().next().ok_or(Error::Reply {
+            script: "enqueue",
+            what: "no code returned".into(),
+        })
+    }
+
+    /// Schedules calls, idempotent by call id: a call already scheduled or due moves to its
+    /// new due time; one that is leased, dead or waiting for reconcile is left alone (the
+    /// returned code says which). Jobs are grouped by partition, cut into chunks of
+    /// `enqueue_chunk` and sent concurrently; the partition index is updated afterwards.
+    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        self.enqueue_mode(jobs, "move").await
+    }
+
+    /// Like [`enqueue_many`](Self::enqueue_many) but leaves every existing job alone
+    /// (reconciliation: Redis keeps deferrals Postgres has not seen yet).
+    pub async fn enqueue_missing(&self, jobs: &[NewJob]) -> Result<Vec<Option<Enqueued>>> {
+        let (codes, raw) = self.enqueue_codes(jobs, "nx").await?;
+        Ok(codes.into_iter().zip(raw).map(|(c, r)| (r != 5).then_some(c)).collect())
+    }
+
+    async fn enqueue_mode(&self, jobs: &[NewJob], mode: &str) -> Result<Vec<Enqueued>> {
+        Ok(self.enqueue_codes(jobs, mode).await?.0)
+    }
+
+    async fn enqueue_codes(&self, jobs: &[NewJob], mode: &str) -> Result<(Vec<Enqueued>, Vec<i64>)> {
+        let mut by_partition: BTreeMap<&Partition, Vec<usize>> = BTreeMap::new();
+        for (i, j) in jobs.iter().enumerate() {
+            by_partition.entry(&j.partition).or_default().push(i);
+        }
+        let mut chunks = Vec::new();
+        for (p, idx) in &by_partition {
+            for c in idx.chunks(self.config.enqueue_chunk) {
+                chunks.push((*p, c));
+            }
+        }
+        let results: Vec<Result<(Vec<usize>, Vec<i64>)>> = stream::iter(chunks)
+            .map(|(p, idx)| async move {
+                let mut args = Vec::with_capacity(1 + idx.len() * 3);
+                args.push(mode.as_bytes().to_vec());
+                for &i in idx {
+                    let j = &jobs[i];
+                    let r = self.job_ref(&j.partition, j.call, &j.customer);
+                    args.push(r.member());
+                    args.push(ms(j.due).to_string().into_bytes());
+                    args.push(j.customer.as_str().as_bytes().to_vec());
+                }
+                let v = self.eval("enqueue", &SCRIPTS.enqueue, p, &args).await?;
+                let codes: Vec<i64> = array(&v).iter().filter_map(int).collect();
+                if codes.len() != idx.len() {
+                    return Err(Error::Reply {
+                        script: "enqueue",
+                        what: format!("{} codes for {} jobs", codes.len(), idx.len()),
+                    });
+                }
+                Ok((idx.to_vec(), codes))
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut raw = vec![0i64; jobs.len()];
+        for r in results {
+            let (idx, codes) = r?;
+            for (i, c) in idx.into_iter().zip(codes) {
+                raw[i] = c;
+            }
+        }
+        // Wake each partition no later than its earliest due (also for jobs that already
+        // existed: this is what repairs a lost index entry during reconciliation).
+        let mut wake: BTreeMap<&Partition, i64> = BTreeMap::new();
+        for j in jobs {
+            let w = wake.entry(&j.partition).or_insert(i64::MAX);
+            *w = (*w).min(ms(j.due));
+        }
+        let wake: Vec<(String, i64)> = wake.into_iter().map(|(p, w)| (p.to_string(), w)).collect();
+        self.wake_partitions(&wake).await?;
+        let codes = raw
+            .iter()
+            .map(|&c| match c {
+                0 => Enqueued::Scheduled,
+                2 => Enqueued::Leased,
+                3 => Enqueued::Dead,
+                4 => Enqueued::Reconcile,
+                _ => Enqueued::Moved,
+            })
+            .collect();
+        Ok((codes, raw))
+    }
+
+    /// Lowers each partition's wake time in the index to at most the given instant, and
+    /// registers partitions this process has not registered yet.
+    pub(crate) async fn wake_partitions(&self, wake: &[(String, i64)]) -> Result<()> {
+        if wake.is_empty() {
+            return Ok(());
+        }
+        let fresh: Vec<String> = {
+            let reg = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+            wake.iter()
+                .filter(|(p, _)| !reg.iter().any(|r| r.as_str() == p))
+                .map(|(p, _)| p.clone())
+                .collect()
+        };
+        let index = self.keys.index();
+        let known = self.keys.known();
+        self.conn
+            .run("wake", |mut c| {
+                let mut pipe = redis::pipe();
+                for (p, w) in wake {
+                    pipe.cmd("ZADD").arg(&index).arg("LT").arg(*w).arg(p).ignore();
+                }
+                if !fresh.is_empty() {
+                    pipe.cmd("SADD").arg(&known).arg(&fresh).ignore();
+                }
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await?;
+        let mut reg = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+        for p in fresh {
+            if let Ok(p) = Partition::new(&p) {
+                reg.insert(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets which partitions this process registered (they are registered again by the
+    /// next enqueue: after a flush, the registry must be rebuilt).
+    pub(crate) fn registered_clear(&self) {
+        self.registered.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Extends a held lease to `until`. `false`: the lease is lost (expired and recovered,
+    /// or the job was killed): stop working on it.
+    pub async fn renew(&self, job: &JobRef, token: u64, until: DateTime<Utc>) -> Result<bool> {
+        let args = [job.member(), token.to_string().into(), ms(until).to_string().into()];
+        Ok(self.eval_int("renew", &SCRIPTS.renew, &job.partition, &args).await? == 1)
+    }
+
+    /// Records dial intent in the queue, just before dialing (after the worker recorded it
+    /// in Postgres). From here an expired lease sends the job to reconcile, never back to
+    /// due. Idempotent for the holder.
+    pub async fn mark_dialing(&self, job: &JobRef, token: u64, now: DateTime<Utc>) -> Result<DialIntent> {
+        let args = [job.member(), token.to_string().into(), ms(now).to_string().into()];
+        Ok(match self.eval_int("mark_dialing", &SCRIPTS.mark_dialing, &job.partition, &args).await? {
+            1 => DialIntent::Marked,
+            -1 => DialIntent::Cancelled,
+            _ => DialIntent::LeaseLost,
+        })
+    }
+
+    /// The holder is done with the job: it is forgotten. `false`: the lease was lost.
+    pub async fn ack(&self, job: &JobRef, token: u64) -> Result<bool> {
+        let args = [job.member(), token.to_string().into()];
+        let r = self.eval_int("ack", &SCRIPTS.ack, &job.partition, &args).await?;
+        if r == 2 {
+            // Room under the live-call cap: let claimers look at the partition now.
+            self.wake_partitions(&[(job.partition.to_string(), 0)]).await?;
+        }
+        Ok(r >= 1)
+    }
+
+    /// Hands a held job back to run at `until`, consuming no attempt (a closed window, a
+    /// cap or a rate limit).
+    pub async fn defer(&self, job: &JobRef, token: u64, until: DateTime<Utc>) -> Result<HandBack> {
+        let args = [job.member(), token.to_string().into(), ms(until).to_string().into()];
+        let r = self.eval_int("defer", &SCRIPTS.defer, &job.partition, &args).await?;
+        if r == 1 {
+            self.wake_partitions(&[(job.partition.to_string(), ms(until))]).await?;
+        }
+        Ok(hand_back(r))
+    }
+
+    /// The attempt failed: consumes it and schedules the next at `now + backoff`, or moves
+    /// the job to dead (with `reason`) when `max_attempts` are used up.
+    pub async fn retry(
+        &self,
+        job: &JobRef,
+        token: u64,
+        now: DateTime<Utc>,
+        backoff: Duration,
+        reason: &str,
+    ) -> Result<HandBack> {
+        let due = ms(now).saturating_add(duration_ms(backoff));
+        let args = [
+            job.member(),
+            token.to_string().into(),
+            ms(now).to_string().into(),
+            due.to_string().into(),
+            self.config.max_attempts.to_string().into(),
+            reason.as_bytes().to_vec(),
+        ];
+        let r = self.eval_int("retry", &SCRIPTS.retry, &job.partition, &args).await?;
+        if r == 1 {
+            self.wake_partitions(&[(job.partition.to_string(), due)]).await?;
+        }
+        Ok(hand_back(r))
+    }
+
+    /// Moves a job to dead from any state (a human must act). `false`: no such job or
+    /// already dead. A holder of its lease finds the lease lost.
+    pub async fn dead(&self, job: &JobRef, now: DateTime<Utc>, reason: &str) -> Result<bool> {
+        let args = [job.member(), ms(now).to_string().into(), reason.as_bytes().to_vec()];
+        Ok(self.eval_int("dead", &SCRIPTS.dead, &job.partition, &args).await? == 1)
+    }
+
+    /// Cancels one job.
+    pub async fn cancel(&self, job: &JobRef) -> Result<Cancel> {
+        Ok(match self.eval_int("cancel", &SCRIPTS.cancel, &job.partition, &[job.member()]).await? {
+            1 => Cancel::Removed,
+            2 => Cancel::InFlight,
+            _ => Cancel::Unknown,
+        })
+    }
+
+    /// Cancels every job of one customer in one partition, through the customer's table
+    /// bucket; returns what was removed and what is in flight.
+    pub async fn cancel_customer(&self, partition: &Partition, customer: &CustomerRef) -> Result<CustomerCancel> {
+        let b = bucket_of(customer.as_str(), self.config.buckets);
+        let args = [b.to_string().into_bytes(), customer.as_str().as_bytes().to_vec()];
+        let v = self.eval("cancel_customer", &SCRIPTS.cancel_customer, partition, &args).await?;
+        let mut out = CustomerCancel::default();
+        let mut flying = false;
+        for item in array(&v) {
+            let b = bytes(item).unwrap_or_default();
+            if b.is_empty() {
+                flying = true;
+                continue;
+            }
+            let Ok(id) = uuid::Uuid::from_slice(b) else {
+                return Err(Error::Reply {
+                    script: "cancel_customer",
+                    what: "a call id is not 16 bytes".into(),
+                });
+            };
+            if flying {
+                out.in_flight.push(CallId::from_uuid(id));
+            } else {
+                out.cancelled.push(CallId::from_uuid(id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Settles a job waiting for reconcile. `false`: it was not waiting for reconcile.
+    pub async fn resolve_reconcile(&self, job: &JobRef, outcome: Resolution, now: DateTime<Utc>) -> Result<bool> {
+        let (kind, when, reason) = match &outcome {
+            Resolution::Done => ("done", ms(now), String::new()),
+            Resolution::Requeue(t) => ("requeue", ms(*t), String::new()),
+            Resolution::Dead(r) => ("dead", ms(now), r.clone()),
+        };
+        let args = [job.member(), kind.into(), when.to_string().into(), reason.into_bytes()];
+        let ok = self.eval_int("resolve", &SCRIPTS.resolve, &job.partition, &args).await? == 1;
+        if ok && kind == "requeue" {
+            self.wake_partitions(&[(job.partition.to_string(), when)]).await?;
+        }
+        Ok(ok)
+    }
+
+    /// Re-drives one dead job: scheduled at `due` with its attempts reset. `false`: it was
+    /// not dead.
+    pub async fn redrive(&self, job: &JobRef, due: DateTime<Utc>) -> Result<bool> {
+        let args = [ms(due).to_string().into_bytes(), job.member(), b"0".to_vec()];
+        let v = self.eval("redrive", &SCRIPTS.redrive, &job.partition, &args).await?;
+        let ok = !array(&v).is_empty();
+        if ok {
+            self.wake_partitions(&[(job.partition.to_string(), ms(due))]).await?;
+        }
+        Ok(ok)
+    }
+
+    /// Re-drives the `limit` oldest dead jobs of a partition; returns them.
+    pub async fn redrive_oldest(&self, partition: &Partition, due: DateTime<Utc>, limit: u32) -> Result<Vec<JobRef>> {
+        let args = [ms(due).to_string().into_bytes(), Vec::new(), limit.max(1).to_string().into_bytes()];
+        let v = self.eval("redrive", &SCRIPTS.redrive, partition, &args).await?;
+        let jobs: Vec<JobRef> = array(&v)
+            .iter()
+            .filter_map(|m| JobRef::from_member(partition, bytes(m)?))
+            .collect();
+        if !jobs.is_empty() {
+            self.wake_partitions(&[(partition.to_string(), ms(due))]).await?;
+        }
+        Ok(jobs)
+    }
+
+    /// Claims nothing from `partition` before `until` (the worker's rate limiter calls this
+    /// when a company is at its limit). Other partitions are not affected: claimers skip a
+    /// throttled partition through the index.
+    pub async fn throttle(&self, partition: &Partition, until: DateTime<Utc>) -> Result<()> {
+        let (meta, index, p) = (self.keys.meta(partition), self.keys.index(), partition.to_string());
+        let until = ms(until);
+        self.conn
+            .run("throttle", |mut c| {
+                let mut pipe = redis::pipe();
+                pipe.cmd("HSET").arg(&meta).arg("throttle").arg(until).ignore();
+                pipe.cmd("ZADD").arg(&index).arg("GT").arg(until).arg(&p).ignore();
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await
+    }
+
+    /// Lifts a throttle and wakes the partition.
+    pub async fn unthrottle(&self, partition: &Partition, now: DateTime<Utc>) -> Result<()> {
+        let (meta, index, p) = (self.keys.meta(partition), self.keys.index(), partition.to_string());
+        let now = ms(now);
+        self.conn
+            .run("unthrottle", |mut c| {
+                let mut pipe = redis::pipe();
+                pipe.cmd("HDEL").arg(&meta).arg("throttle").ignore();
+                pipe.cmd("ZADD").arg(&index).arg("LT").arg(now).arg(&p).ignore();
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await
+    }
+
+    /// Sets (or with `None` lifts) the most jobs of `partition` leased at once (its
+    /// live-call cap), honoured at claim time.
+    pub async fn set_cap(&self, partition: &Partition, cap: Option<u32>, now: DateTime<Utc>) -> Result<()> {
+        let (meta, index, p) = (self.keys.meta(partition), self.keys.index(), partition.to_string());
+        let now = ms(now);
+        self.conn
+            .run("set_cap", |mut c| {
+                let mut pipe = redis::pipe();
+                match cap {
+                    Some(n) => pipe.cmd("HSET").arg(&meta).arg("cap").arg(n.max(1)).ignore(),
+                    None => pipe.cmd("HDEL").arg(&meta).arg("cap").ignore(),
+                };
+                pipe.cmd("ZADD").arg(&index).arg("LT").arg(now).arg(&p).ignore();
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await
+    }
+
+    /// Parses a claim reply into jobs and the partition's next wake time (ms, -1: none).
+    pub(crate) fn parse_claim(&self, p: &Partition, now: i64, lease: i64, v: &Value) -> Result<(Vec<Job>, i64)> {
+        let a = array(v);
+        let bad = |what: &str| Error::Reply {
+            script: "claim",
+            what: what.to_owned(),
+        };
+        let next = a.first().and_then(int).ok_or_else(|| bad("no wake time"))?;
+        let mut jobs = Vec::with_capacity(a.len().saturating_sub(3) / 4);
+        for c in a.get(3..).unwrap_or_default().chunks(4) {
+            let [m, due, token, attempt] = c else {
+                return Err(bad("a job is not 4 values"));
+            };
+            let job = bytes(m).and_then(|m| JobRef::from_member(p, m)).ok_or_else(|| bad("bad member"))?;
+            jobs.push(Job {
+                job,
+                due: at(int(due).ok_or_else(|| bad("bad due"))?),
+                token: int(token).and_then(|t| u64::try_from(t).ok()).ok_or_else(|| bad("bad token"))?,
+                attempt: int(attempt).and_then(|t| u32::try_from(t).ok()).ok_or_else(|| bad("bad attempt"))?,
+                lease_until: at(now + lease),
+            });
+        }
+        Ok((jobs, next))
+    }
+}
+
+fn hand_back(code: i64) -> HandBack {
+    match code {
+        1 => HandBack::Scheduled,
+        2 => HandBack::Dead,
+        -1 => HandBack::Cancelled,
+        _ => HandBack::LeaseLost,
+    }
+}
