@@ -20,12 +20,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::Result;
 use crate::job::Job;
 use crate::keys::Partition;
 use crate::queue::{Queue, ms};
 use crate::reply::{array, text};
 use crate::scripts::SCRIPTS;
-use crate::Result;
 
 impl Queue {
     /// Leases up to `n` due jobs across partitions, fairly, each for `lease`.
@@ -103,7 +103,9 @@ impl Queue {
 
     /// The instant written back to the index for a partition whose script said `next`.
     fn wake_after(&self, next: i64, now: i64) -> i64 {
-        let cap = now.saturating_add(i64::try_from(self.config.idle_recheck.as_millis()).unwrap_or(i64::MAX));
+        let cap = now.saturating_add(
+            i64::try_from(self.config.idle_recheck.as_millis()).unwrap_or(i64::MAX),
+        );
         if next < 0 {
             cap
         } else {

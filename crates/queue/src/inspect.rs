@@ -100,7 +100,18 @@ impl Queue {
     pub async fn stats(&self, partition: &Partition, now: DateTime<Utc>) -> Result<Stats> {
         let v = self.eval("stats", &SCRIPTS.stats, partition, &[]).await?;
         let a: Vec<i64> = array(&v).iter().map(|x| int(x).unwrap_or(0)).collect();
-        let [scheduled, due, leased, reconcile, dead, retrying, throttle, cap, oldest] = a[..] else {
+        let [
+            scheduled,
+            due,
+            leased,
+            reconcile,
+            dead,
+            retrying,
+            throttle,
+            cap,
+            oldest,
+        ] = a[..]
+        else {
             return Err(Error::Reply {
                 script: "stats",
                 what: format!("{} values", a.len()),
@@ -118,31 +129,52 @@ impl Queue {
             throttled_until: (throttle > now_ms).then(|| at(throttle)),
             cap: (cap > 0).then(|| u(cap)),
             oldest_due: (oldest >= 0).then(|| at(oldest)),
-            lateness: chrono::Duration::milliseconds(if oldest >= 0 { (now_ms - oldest).max(0) } else { 0 }),
+            lateness: chrono::Duration::milliseconds(if oldest >= 0 {
+                (now_ms - oldest).max(0)
+            } else {
+                0
+            }),
         })
     }
 
     /// One page of jobs in `state`, in order (due time for scheduled and due). `limit` is
     /// capped at [`MAX_PAGE`].
-    pub async fn list(&self, partition: &Partition, state: State, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
+    pub async fn list(
+        &self,
+        partition: &Partition,
+        state: State,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page> {
         let limit = limit.clamp(1, MAX_PAGE);
         let (cs, cm) = match cursor {
             Some(c) => (c.score.to_string().into_bytes(), c.member.clone()),
             None => (Vec::new(), Vec::new()),
         };
-        let args = [state.as_str().as_bytes().to_vec(), cs, cm, limit.to_string().into_bytes()];
+        let args = [
+            state.as_str().as_bytes().to_vec(),
+            cs,
+            cm,
+            limit.to_string().into_bytes(),
+        ];
         let v = self.eval("list", &SCRIPTS.list, partition, &args).await?;
         let a = array(&v);
         let mut items = Vec::with_capacity(a.len() / 2);
         let mut last = None;
         for pair in a.chunks(2) {
             let [m, s] = pair else { break };
-            let (Some(m), Some(s)) = (bytes(m), int(s).or_else(|| text(s)?.parse::<f64>().ok().map(|f| f as i64))) else {
+            let (Some(m), Some(s)) = (
+                bytes(m),
+                int(s).or_else(|| text(s)?.parse::<f64>().ok().map(|f| f as i64)),
+            ) else {
                 continue;
             };
             if let Some(job) = JobRef::from_member(partition, m) {
                 items.push(Listed { job, at: at(s) });
-                last = Some(Cursor { score: s, member: m.to_vec() });
+                last = Some(Cursor {
+                    score: s,
+                    member: m.to_vec(),
+                });
             }
         }
         let next = if items.len() >= limit { last } else { None };
@@ -151,8 +183,13 @@ impl Queue {
 
     /// Everything known about one job, `None` when the queue does not hold it.
     pub async fn show(&self, job: &JobRef) -> Result<Option<JobView>> {
-        let v = self.eval("show", &SCRIPTS.show, &job.partition, &[job.member()]).await?;
-        let a: Vec<String> = array(&v).iter().map(|x| text(x).unwrap_or_default()).collect();
+        let v = self
+            .eval("show", &SCRIPTS.show, &job.partition, &[job.member()])
+            .await?;
+        let a: Vec<String> = array(&v)
+            .iter()
+            .map(|x| text(x).unwrap_or_default())
+            .collect();
         if a.is_empty() {
             return Ok(None);
         }
@@ -175,7 +212,9 @@ impl Queue {
             None
         };
         let reason = match state {
-            State::Dead | State::Reconcile => Some((a[8].clone(), num(&a[9]).map(at).ok_or_else(bad)?)),
+            State::Dead | State::Reconcile => {
+                Some((a[8].clone(), num(&a[9]).map(at).ok_or_else(bad)?))
+            }
             _ => None,
         };
         Ok(Some(JobView {
@@ -199,7 +238,13 @@ impl Queue {
                 .run("partitions", |mut c| {
                     let known = known.clone();
                     async move {
-                        redis::cmd("SSCAN").arg(&known).arg(cursor).arg("COUNT").arg(500).query_async(&mut c).await
+                        redis::cmd("SSCAN")
+                            .arg(&known)
+                            .arg(cursor)
+                            .arg("COUNT")
+                            .arg(500)
+                            .query_async(&mut c)
+                            .await
                     }
                 })
                 .await?;
@@ -222,7 +267,13 @@ impl Queue {
             .run("next_wake", |mut c| {
                 let index = index.clone();
                 async move {
-                    redis::cmd("ZRANGE").arg(&index).arg(0).arg(0).arg("WITHSCORES").query_async(&mut c).await
+                    redis::cmd("ZRANGE")
+                        .arg(&index)
+                        .arg(0)
+                        .arg(0)
+                        .arg("WITHSCORES")
+                        .query_async(&mut c)
+                        .await
                 }
             })
             .await?;
@@ -241,7 +292,14 @@ impl Queue {
                 .run("delete_namespace", |mut c| {
                     let pattern = pattern.clone();
                     async move {
-                        redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query_async(&mut c).await
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut c)
+                            .await
                     }
                 })
                 .await?;
@@ -250,7 +308,12 @@ impl Queue {
                 self.conn
                     .run("delete_namespace", |mut c| {
                         let keys = keys.clone();
-                        async move { redis::cmd("UNLINK").arg(keys).query_async::<()>(&mut c).await }
+                        async move {
+                            redis::cmd("UNLINK")
+                                .arg(keys)
+                                .query_async::<()>(&mut c)
+                                .await
+                        }
                     })
                     .await?;
             }

@@ -42,7 +42,9 @@ mod scripts;
 pub use config::QueueConfig;
 pub use error::{Error, Result};
 pub use inspect::{Cursor, JobView, LeaseView, Listed, MAX_PAGE, Page, Stats};
-pub use job::{Cancel, CustomerCancel, DialIntent, Enqueued, HandBack, Job, JobRef, NewJob, Resolution, State};
+pub use job::{
+    Cancel, CustomerCancel, DialIntent, Enqueued, HandBack, Job, JobRef, NewJob, Resolution, State,
+};
 pub use keys::{Keys, Partition, bucket_of};
 pub use queue::Queue;
 pub use reconcile::{Reconciled, ScheduledRow, Truth};

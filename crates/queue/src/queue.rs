@@ -127,14 +127,22 @@ impl Queue {
     /// (reconciliation: Redis keeps deferrals Postgres has not seen yet).
     pub async fn enqueue_missing(&self, jobs: &[NewJob]) -> Result<Vec<Option<Enqueued>>> {
         let (codes, raw) = self.enqueue_codes(jobs, "nx").await?;
-        Ok(codes.into_iter().zip(raw).map(|(c, r)| (r != 5).then_some(c)).collect())
+        Ok(codes
+            .into_iter()
+            .zip(raw)
+            .map(|(c, r)| (r != 5).then_some(c))
+            .collect())
     }
 
     async fn enqueue_mode(&self, jobs: &[NewJob], mode: &str) -> Result<Vec<Enqueued>> {
         Ok(self.enqueue_codes(jobs, mode).await?.0)
     }
 
-    async fn enqueue_codes(&self, jobs: &[NewJob], mode: &str) -> Result<(Vec<Enqueued>, Vec<i64>)> {
+    async fn enqueue_codes(
+        &self,
+        jobs: &[NewJob],
+        mode: &str,
+    ) -> Result<(Vec<Enqueued>, Vec<i64>)> {
         let mut by_partition: BTreeMap<&Partition, Vec<usize>> = BTreeMap::new();
         for (i, j) in jobs.iter().enumerate() {
             by_partition.entry(&j.partition).or_default().push(i);
@@ -217,7 +225,12 @@ impl Queue {
             .run("wake", |mut c| {
                 let mut pipe = redis::pipe();
                 for (p, w) in wake {
-                    pipe.cmd("ZADD").arg(&index).arg("LT").arg(*w).arg(p).ignore();
+                    pipe.cmd("ZADD")
+                        .arg(&index)
+                        .arg("LT")
+                        .arg(*w)
+                        .arg(p)
+                        .ignore();
                 }
                 if !fresh.is_empty() {
                     pipe.cmd("SADD").arg(&known).arg(&fresh).ignore();
@@ -237,35 +250,62 @@ impl Queue {
     /// Forgets which partitions this process registered (they are registered again by the
     /// next enqueue: after a flush, the registry must be rebuilt).
     pub(crate) fn registered_clear(&self) {
-        self.registered.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Extends a held lease to `until`. `false`: the lease is lost (expired and recovered,
     /// or the job was killed): stop working on it.
     pub async fn renew(&self, job: &JobRef, token: u64, until: DateTime<Utc>) -> Result<bool> {
-        let args = [job.member(), token.to_string().into(), ms(until).to_string().into()];
-        Ok(self.eval_int("renew", &SCRIPTS.renew, &job.partition, &args).await? == 1)
+        let args = [
+            job.member(),
+            token.to_string().into(),
+            ms(until).to_string().into(),
+        ];
+        Ok(self
+            .eval_int("renew", &SCRIPTS.renew, &job.partition, &args)
+            .await?
+            == 1)
     }
 
     /// Records dial intent in the queue, just before dialing (after the worker recorded it
     /// in Postgres). From here an expired lease sends the job to reconcile, never back to
     /// due. Idempotent for the holder.
-    pub async fn mark_dialing(&self, job: &JobRef, token: u64, now: DateTime<Utc>) -> Result<DialIntent> {
-        let args = [job.member(), token.to_string().into(), ms(now).to_string().into()];
-        Ok(match self.eval_int("mark_dialing", &SCRIPTS.mark_dialing, &job.partition, &args).await? {
-            1 => DialIntent::Marked,
-            -1 => DialIntent::Cancelled,
-            _ => DialIntent::LeaseLost,
-        })
+    pub async fn mark_dialing(
+        &self,
+        job: &JobRef,
+        token: u64,
+        now: DateTime<Utc>,
+    ) -> Result<DialIntent> {
+        let args = [
+            job.member(),
+            token.to_string().into(),
+            ms(now).to_string().into(),
+        ];
+        Ok(
+            match self
+                .eval_int("mark_dialing", &SCRIPTS.mark_dialing, &job.partition, &args)
+                .await?
+            {
+                1 => DialIntent::Marked,
+                -1 => DialIntent::Cancelled,
+                _ => DialIntent::LeaseLost,
+            },
+        )
     }
 
     /// The holder is done with the job: it is forgotten. `false`: the lease was lost.
     pub async fn ack(&self, job: &JobRef, token: u64) -> Result<bool> {
         let args = [job.member(), token.to_string().into()];
-        let r = self.eval_int("ack", &SCRIPTS.ack, &job.partition, &args).await?;
+        let r = self
+            .eval_int("ack", &SCRIPTS.ack, &job.partition, &args)
+            .await?;
         if r == 2 {
             // Room under the live-call cap: let claimers look at the partition now.
-            self.wake_partitions(&[(job.partition.to_string(), 0)]).await?;
+            self.wake_partitions(&[(job.partition.to_string(), 0)])
+                .await?;
         }
         Ok(r >= 1)
     }
@@ -273,10 +313,17 @@ impl Queue {
     /// Hands a held job back to run at `until`, consuming no attempt (a closed window, a
     /// cap or a rate limit).
     pub async fn defer(&self, job: &JobRef, token: u64, until: DateTime<Utc>) -> Result<HandBack> {
-        let args = [job.member(), token.to_string().into(), ms(until).to_string().into()];
-        let r = self.eval_int("defer", &SCRIPTS.defer, &job.partition, &args).await?;
+        let args = [
+            job.member(),
+            token.to_string().into(),
+            ms(until).to_string().into(),
+        ];
+        let r = self
+            .eval_int("defer", &SCRIPTS.defer, &job.partition, &args)
+            .await?;
         if r == 1 {
-            self.wake_partitions(&[(job.partition.to_string(), ms(until))]).await?;
+            self.wake_partitions(&[(job.partition.to_string(), ms(until))])
+                .await?;
         }
         Ok(hand_back(r))
     }
@@ -300,9 +347,12 @@ impl Queue {
             self.config.max_attempts.to_string().into(),
             reason.as_bytes().to_vec(),
         ];
-        let r = self.eval_int("retry", &SCRIPTS.retry, &job.partition, &args).await?;
+        let r = self
+            .eval_int("retry", &SCRIPTS.retry, &job.partition, &args)
+            .await?;
         if r == 1 {
-            self.wake_partitions(&[(job.partition.to_string(), due)]).await?;
+            self.wake_partitions(&[(job.partition.to_string(), due)])
+                .await?;
         }
         Ok(hand_back(r))
     }
@@ -310,25 +360,51 @@ impl Queue {
     /// Moves a job to dead from any state (a human must act). `false`: no such job or
     /// already dead. A holder of its lease finds the lease lost.
     pub async fn dead(&self, job: &JobRef, now: DateTime<Utc>, reason: &str) -> Result<bool> {
-        let args = [job.member(), ms(now).to_string().into(), reason.as_bytes().to_vec()];
-        Ok(self.eval_int("dead", &SCRIPTS.dead, &job.partition, &args).await? == 1)
+        let args = [
+            job.member(),
+            ms(now).to_string().into(),
+            reason.as_bytes().to_vec(),
+        ];
+        Ok(self
+            .eval_int("dead", &SCRIPTS.dead, &job.partition, &args)
+            .await?
+            == 1)
     }
 
     /// Cancels one job.
     pub async fn cancel(&self, job: &JobRef) -> Result<Cancel> {
-        Ok(match self.eval_int("cancel", &SCRIPTS.cancel, &job.partition, &[job.member()]).await? {
-            1 => Cancel::Removed,
-            2 => Cancel::InFlight,
-            _ => Cancel::Unknown,
-        })
+        Ok(
+            match self
+                .eval_int("cancel", &SCRIPTS.cancel, &job.partition, &[job.member()])
+                .await?
+            {
+                1 => Cancel::Removed,
+                2 => Cancel::InFlight,
+                _ => Cancel::Unknown,
+            },
+        )
     }
 
     /// Cancels every job of one customer in one partition, through the customer's table
     /// bucket; returns what was removed and what is in flight.
-    pub async fn cancel_customer(&self, partition: &Partition, customer: &CustomerRef) -> Result<CustomerCancel> {
+    pub async fn cancel_customer(
+        &self,
+        partition: &Partition,
+        customer: &CustomerRef,
+    ) -> Result<CustomerCancel> {
         let b = bucket_of(customer.as_str(), self.config.buckets);
-        let args = [b.to_string().into_bytes(), customer.as_str().as_bytes().to_vec()];
-        let v = self.eval("cancel_customer", &SCRIPTS.cancel_customer, partition, &args).await?;
+        let args = [
+            b.to_string().into_bytes(),
+            customer.as_str().as_bytes().to_vec(),
+        ];
+        let v = self
+            .eval(
+                "cancel_customer",
+                &SCRIPTS.cancel_customer,
+                partition,
+                &args,
+            )
+            .await?;
         let mut out = CustomerCancel::default();
         let mut flying = false;
         for item in array(&v) {
@@ -353,16 +429,30 @@ impl Queue {
     }
 
     /// Settles a job waiting for reconcile. `false`: it was not waiting for reconcile.
-    pub async fn resolve_reconcile(&self, job: &JobRef, outcome: Resolution, now: DateTime<Utc>) -> Result<bool> {
+    pub async fn resolve_reconcile(
+        &self,
+        job: &JobRef,
+        outcome: Resolution,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let (kind, when, reason) = match &outcome {
             Resolution::Done => ("done", ms(now), String::new()),
             Resolution::Requeue(t) => ("requeue", ms(*t), String::new()),
             Resolution::Dead(r) => ("dead", ms(now), r.clone()),
         };
-        let args = [job.member(), kind.into(), when.to_string().into(), reason.into_bytes()];
-        let ok = self.eval_int("resolve", &SCRIPTS.resolve, &job.partition, &args).await? == 1;
+        let args = [
+            job.member(),
+            kind.into(),
+            when.to_string().into(),
+            reason.into_bytes(),
+        ];
+        let ok = self
+            .eval_int("resolve", &SCRIPTS.resolve, &job.partition, &args)
+            .await?
+            == 1;
         if ok && kind == "requeue" {
-            self.wake_partitions(&[(job.partition.to_string(), when)]).await?;
+            self.wake_partitions(&[(job.partition.to_string(), when)])
+                .await?;
         }
         Ok(ok)
     }
@@ -370,25 +460,44 @@ impl Queue {
     /// Re-drives one dead job: scheduled at `due` with its attempts reset. `false`: it was
     /// not dead.
     pub async fn redrive(&self, job: &JobRef, due: DateTime<Utc>) -> Result<bool> {
-        let args = [ms(due).to_string().into_bytes(), job.member(), b"0".to_vec()];
-        let v = self.eval("redrive", &SCRIPTS.redrive, &job.partition, &args).await?;
+        let args = [
+            ms(due).to_string().into_bytes(),
+            job.member(),
+            b"0".to_vec(),
+        ];
+        let v = self
+            .eval("redrive", &SCRIPTS.redrive, &job.partition, &args)
+            .await?;
         let ok = !array(&v).is_empty();
         if ok {
-            self.wake_partitions(&[(job.partition.to_string(), ms(due))]).await?;
+            self.wake_partitions(&[(job.partition.to_string(), ms(due))])
+                .await?;
         }
         Ok(ok)
     }
 
     /// Re-drives the `limit` oldest dead jobs of a partition; returns them.
-    pub async fn redrive_oldest(&self, partition: &Partition, due: DateTime<Utc>, limit: u32) -> Result<Vec<JobRef>> {
-        let args = [ms(due).to_string().into_bytes(), Vec::new(), limit.max(1).to_string().into_bytes()];
-        let v = self.eval("redrive", &SCRIPTS.redrive, partition, &args).await?;
+    pub async fn redrive_oldest(
+        &self,
+        partition: &Partition,
+        due: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<JobRef>> {
+        let args = [
+            ms(due).to_string().into_bytes(),
+            Vec::new(),
+            limit.max(1).to_string().into_bytes(),
+        ];
+        let v = self
+            .eval("redrive", &SCRIPTS.redrive, partition, &args)
+            .await?;
         let jobs: Vec<JobRef> = array(&v)
             .iter()
             .filter_map(|m| JobRef::from_member(partition, bytes(m)?))
             .collect();
         if !jobs.is_empty() {
-            self.wake_partitions(&[(partition.to_string(), ms(due))]).await?;
+            self.wake_partitions(&[(partition.to_string(), ms(due))])
+                .await?;
         }
         Ok(jobs)
     }
@@ -397,13 +506,26 @@ impl Queue {
     /// when a company is at its limit). Other partitions are not affected: claimers skip a
     /// throttled partition through the index.
     pub async fn throttle(&self, partition: &Partition, until: DateTime<Utc>) -> Result<()> {
-        let (meta, index, p) = (self.keys.meta(partition), self.keys.index(), partition.to_string());
+        let (meta, index, p) = (
+            self.keys.meta(partition),
+            self.keys.index(),
+            partition.to_string(),
+        );
         let until = ms(until);
         self.conn
             .run("throttle", |mut c| {
                 let mut pipe = redis::pipe();
-                pipe.cmd("HSET").arg(&meta).arg("throttle").arg(until).ignore();
-                pipe.cmd("ZADD").arg(&index).arg("GT").arg(until).arg(&p).ignore();
+                pipe.cmd("HSET")
+                    .arg(&meta)
+                    .arg("throttle")
+                    .arg(until)
+                    .ignore();
+                pipe.cmd("ZADD")
+                    .arg(&index)
+                    .arg("GT")
+                    .arg(until)
+                    .arg(&p)
+                    .ignore();
                 async move { pipe.query_async::<()>(&mut c).await }
             })
             .await
@@ -411,13 +533,22 @@ impl Queue {
 
     /// Lifts a throttle and wakes the partition.
     pub async fn unthrottle(&self, partition: &Partition, now: DateTime<Utc>) -> Result<()> {
-        let (meta, index, p) = (self.keys.meta(partition), self.keys.index(), partition.to_string());
+        let (meta, index, p) = (
+            self.keys.meta(partition),
+            self.keys.index(),
+            partition.to_string(),
+        );
         let now = ms(now);
         self.conn
             .run("unthrottle", |mut c| {
                 let mut pipe = redis::pipe();
                 pipe.cmd("HDEL").arg(&meta).arg("throttle").ignore();
-                pipe.cmd("ZADD").arg(&index).arg("LT").arg(now).arg(&p).ignore();
+                pipe.cmd("ZADD")
+                    .arg(&index)
+                    .arg("LT")
+                    .arg(now)
+                    .arg(&p)
+                    .ignore();
                 async move { pipe.query_async::<()>(&mut c).await }
             })
             .await
@@ -425,24 +556,49 @@ impl Queue {
 
     /// Sets (or with `None` lifts) the most jobs of `partition` leased at once (its
     /// live-call cap), honoured at claim time.
-    pub async fn set_cap(&self, partition: &Partition, cap: Option<u32>, now: DateTime<Utc>) -> Result<()> {
-        let (meta, index, p) = (self.keys.meta(partition), self.keys.index(), partition.to_string());
+    pub async fn set_cap(
+        &self,
+        partition: &Partition,
+        cap: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (meta, index, p) = (
+            self.keys.meta(partition),
+            self.keys.index(),
+            partition.to_string(),
+        );
         let now = ms(now);
         self.conn
             .run("set_cap", |mut c| {
                 let mut pipe = redis::pipe();
                 match cap {
-                    Some(n) => pipe.cmd("HSET").arg(&meta).arg("cap").arg(n.max(1)).ignore(),
+                    Some(n) => pipe
+                        .cmd("HSET")
+                        .arg(&meta)
+                        .arg("cap")
+                        .arg(n.max(1))
+                        .ignore(),
                     None => pipe.cmd("HDEL").arg(&meta).arg("cap").ignore(),
                 };
-                pipe.cmd("ZADD").arg(&index).arg("LT").arg(now).arg(&p).ignore();
+                pipe.cmd("ZADD")
+                    .arg(&index)
+                    .arg("LT")
+                    .arg(now)
+                    .arg(&p)
+                    .ignore();
                 async move { pipe.query_async::<()>(&mut c).await }
             })
             .await
     }
 
     /// Parses a claim reply into jobs and the partition's next wake time (ms, -1: none).
-    pub(crate) fn parse_claim(&self, p: &Partition, now: i64, lease: i64, v: &Value) -> Result<(Vec<Job>, i64)> {
+    pub(crate) fn parse_claim(
+        &self,
+        p: &Partition,
+        now: i64,
+        lease: i64,
+        v: &Value,
+    ) -> Result<(Vec<Job>, i64)> {
         let a = array(v);
         let bad = |what: &str| Error::Reply {
             script: "claim",
@@ -454,12 +610,18 @@ impl Queue {
             let [m, due, token, attempt] = c else {
                 return Err(bad("a job is not 4 values"));
             };
-            let job = bytes(m).and_then(|m| JobRef::from_member(p, m)).ok_or_else(|| bad("bad member"))?;
+            let job = bytes(m)
+                .and_then(|m| JobRef::from_member(p, m))
+                .ok_or_else(|| bad("bad member"))?;
             jobs.push(Job {
                 job,
                 due: at(int(due).ok_or_else(|| bad("bad due"))?),
-                token: int(token).and_then(|t| u64::try_from(t).ok()).ok_or_else(|| bad("bad token"))?,
-                attempt: int(attempt).and_then(|t| u32::try_from(t).ok()).ok_or_else(|| bad("bad attempt"))?,
+                token: int(token)
+                    .and_then(|t| u64::try_from(t).ok())
+                    .ok_or_else(|| bad("bad token"))?,
+                attempt: int(attempt)
+                    .and_then(|t| u32::try_from(t).ok())
+                    .ok_or_else(|| bad("bad attempt"))?,
                 lease_until: at(now + lease),
             });
         }

@@ -50,7 +50,10 @@ pub trait Truth: Sync {
 
     /// Which of `calls` are terminal (completed, cancelled, blocked, expired...) or unknown:
     /// their jobs must go.
-    fn terminal(&self, calls: &[CallId]) -> impl Future<Output = Result<Vec<CallId>, Self::Error>> + Send;
+    fn terminal(
+        &self,
+        calls: &[CallId],
+    ) -> impl Future<Output = Result<Vec<CallId>, Self::Error>> + Send;
 }
 
 /// What one reconcile pass did.
@@ -68,14 +71,22 @@ pub struct Reconciled {
 
 impl Queue {
     /// One reconcile pass against `truth`, reading pages of `page` rows.
-    pub async fn reconcile<T: Truth>(&self, truth: &T, now: DateTime<Utc>, page: usize) -> Result<Reconciled> {
+    pub async fn reconcile<T: Truth>(
+        &self,
+        truth: &T,
+        now: DateTime<Utc>,
+        page: usize,
+    ) -> Result<Reconciled> {
         let page = page.clamp(1, crate::inspect::MAX_PAGE);
         let mut report = Reconciled::default();
         self.registered_clear();
         // 1. restore missing rows
         let mut after = None;
         loop {
-            let rows = truth.scheduled_page(after, page).await.map_err(|e| Error::Truth(Box::new(e)))?;
+            let rows = truth
+                .scheduled_page(after, page)
+                .await
+                .map_err(|e| Error::Truth(Box::new(e)))?;
             let Some(last) = rows.last() else { break };
             after = Some(last.call);
             report.rows += rows.len() as u64;
@@ -103,7 +114,10 @@ impl Queue {
                     let pg = self.list(p, state, cursor.as_ref(), page).await?;
                     let ids: Vec<CallId> = pg.items.iter().map(|l| l.job.call).collect();
                     if !ids.is_empty() {
-                        let gone = truth.terminal(&ids).await.map_err(|e| Error::Truth(Box::new(e)))?;
+                        let gone = truth
+                            .terminal(&ids)
+                            .await
+                            .map_err(|e| Error::Truth(Box::new(e)))?;
                         for l in pg.items.iter().filter(|l| gone.contains(&l.job.call)) {
                             match self.cancel(&l.job).await? {
                                 Cancel::Removed => report.dropped += 1,

@@ -1,6 +1,6 @@
 //! Test support: a queue on its own namespace of the shared Redis, a private redis-server,
 //! an in-memory system of record, and job builders.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -22,7 +22,10 @@ pub fn require_redis(url: &str) {
         .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
         .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
         .is_ok();
-    assert!(ok, "no Redis at {url}: start one with `ops/stack.sh` (or set OUTDIAL_REDIS_URL)");
+    assert!(
+        ok,
+        "no Redis at {url}: start one with `ops/stack.sh` (or set OUTDIAL_REDIS_URL)"
+    );
 }
 
 pub fn test_config() -> QueueConfig {
@@ -78,7 +81,11 @@ pub struct OwnRedis {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl OwnRedis {
@@ -95,7 +102,16 @@ impl OwnRedis {
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -110,7 +126,10 @@ impl OwnRedis {
             if up {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "own redis-server did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "own redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -129,7 +148,10 @@ impl OwnRedis {
     }
 
     pub fn flushall(&self) {
-        let mut c = redis::Client::open(self.url()).unwrap().get_connection().unwrap();
+        let mut c = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
         redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
     }
 }
@@ -171,13 +193,23 @@ pub struct Never;
 impl Truth for MemTruth {
     type Error = Never;
 
-    async fn scheduled_page(&self, after: Option<CallId>, limit: usize) -> Result<Vec<ScheduledRow>, Never> {
+    async fn scheduled_page(
+        &self,
+        after: Option<CallId>,
+        limit: usize,
+    ) -> Result<Vec<ScheduledRow>, Never> {
         let rows = self.rows.lock().unwrap();
         let it: Box<dyn Iterator<Item = (&CallId, &(ScheduledRow, bool))>> = match after {
-            Some(a) => Box::new(rows.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))),
+            Some(a) => {
+                Box::new(rows.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)))
+            }
             None => Box::new(rows.iter()),
         };
-        Ok(it.filter(|(_, (_, t))| !t).take(limit).map(|(_, (r, _))| r.clone()).collect())
+        Ok(it
+            .filter(|(_, (_, t))| !t)
+            .take(limit)
+            .map(|(_, (r, _))| r.clone())
+            .collect())
     }
 
     async fn terminal(&self, calls: &[CallId]) -> Result<Vec<CallId>, Never> {
