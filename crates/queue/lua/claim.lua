@@ -82,6 +82,7 @@ if n > 0 then
     redis.call("ZREMRANGEBYRANK", P .. "ready", 0, k - 1)
     local base = redis.call("HINCRBY", KEYS[1], "fence", k) - k
     local leases = {}
+    local records = {}
     local att = redis.call("HMGET", P .. "att", unpack((function()
       local ids = {}
       for i = 1, #due, 2 do
@@ -93,7 +94,8 @@ if n > 0 then
       local m, d = due[2 * j - 1], tonumber(due[2 * j])
       local token = base + j
       local attempt = (tonumber(att[j] or "0") or 0) + 1
-      redis.call("HSET", P .. "jobs", member_id(m), format_job(token, attempt, d, "-"))
+      records[#records + 1] = member_id(m)
+      records[#records + 1] = format_job(token, attempt, d, "-")
       leases[#leases + 1] = now + lease_ms
       leases[#leases + 1] = m
       out[#out + 1] = m
@@ -101,6 +103,7 @@ if n > 0 then
       out[#out + 1] = token
       out[#out + 1] = attempt
     end
+    redis.call("HSET", P .. "jobs", unpack(records))
     redis.call("ZADD", P .. "lease", unpack(leases))
   end
 end

@@ -15,29 +15,46 @@
 -- reconcile resolution moves it.
 local P = string.sub(KEYS[1], 1, -5)
 local out = {}
+local inserts = {}
+local pending = {} -- call id -> its entry in inserts (a call given twice in one batch)
 for i = 2, #ARGV, 3 do
   local m, due, customer = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local tk = table_key(P, m)
   local id = member_id(m)
-  local row = redis.call("HGET", tk, id)
-  local state, old = locate(P, m, row)
+  local row = enc6(due) .. customer
   local code = 0
-  if state == "leased" then
-    code = 2
-  elseif state == "dead" then
-    code = 3
-  elseif state == "rec" then
-    code = 4
-  elseif state and ARGV[1] == "nx" then
-    code = 5
-  else
-    if state then
+  if pending[id] then
+    if ARGV[1] == "nx" then
+      code = 5
+    else
+      code = 1
+      pending[id][2] = due
+      redis.call("HSET", tk, id, row)
+    end
+  elseif redis.call("HSETNX", tk, id, row) == 0 then
+    local state, old = locate(P, m, redis.call("HGET", tk, id))
+    if state == "leased" then
+      code = 2
+    elseif state == "dead" then
+      code = 3
+    elseif state == "rec" then
+      code = 4
+    elseif ARGV[1] == "nx" then
+      code = 5
+    else
       code = 1
       unlink(P, m, state, old)
+      redis.call("HSET", tk, id, row)
     end
-    slab_insert(P, m, due)
-    redis.call("HSET", tk, id, enc6(due) .. customer)
+  end
+  if code <= 1 and not pending[id] then
+    inserts[#inserts + 1] = { m, due }
+    pending[id] = inserts[#inserts]
   end
   out[#out + 1] = code
 end
+table.sort(inserts, function(a, b)
+  return a[2] < b[2]
+end)
+slab_insert_sorted(P, inserts)
 return out

@@ -62,13 +62,14 @@ local function slab_for(P, due)
   return nil, nil, true
 end
 
--- Splits slab `id` in two when it is over SLAB_MAX; the upper part gets a new slab whose
--- bound is a due strictly greater than every due left behind (so bounds stay unique).
-local function slab_split(P, id)
+-- Splits slab `id` in two when it holds more than `limit` members; the upper part gets a
+-- new slab whose bound is a due strictly greater than every due left behind (so bounds
+-- stay unique). Returns true when it split.
+local function slab_split(P, id, limit)
   local key = P .. "s:" .. id
   local n = redis.call("ZCARD", key)
-  if n <= SLAB_MAX then
-    return
+  if n <= limit or n < 2 then
+    return false
   end
   local mid = redis.call("ZRANGE", key, math.floor(n / 2), math.floor(n / 2), "WITHSCORES")
   local first = redis.call("ZRANGE", key, 0, 0, "WITHSCORES")
@@ -76,7 +77,7 @@ local function slab_split(P, id)
   if cut <= tonumber(first[2]) then
     local up = redis.call("ZRANGEBYSCORE", key, "(" .. cut, "+inf", "WITHSCORES", "LIMIT", 0, 1)
     if not up[1] then
-      return -- every member has the same due: the slab stays whole
+      return false -- every member has the same due: the slab stays whole
     end
     cut = tonumber(up[2])
   end
@@ -90,6 +91,7 @@ local function slab_split(P, id)
   redis.call("ZADD", P .. "s:" .. nid, unpack(args))
   redis.call("ZREMRANGEBYSCORE", key, cut, "+inf")
   redis.call("ZADD", P .. "ix", cut, nid)
+  return true
 end
 
 -- Puts member m in the slabs at `due` (the caller has removed it from everywhere else).
@@ -103,7 +105,48 @@ local function slab_insert(P, m, due)
   end
   redis.call("ZADD", P .. "s:" .. id, due, m)
   redis.call("HINCRBY", P .. "meta", "sched", 1)
-  slab_split(P, id)
+  slab_split(P, id, SLAB_MAX)
+end
+
+-- Puts many members in the slabs. `items` is a list of { member, due } sorted by due; a
+-- run of items that falls in one slab is added with one ZADD, filling the slab up to the
+-- listpack limit (128) before splitting it.
+local function slab_insert_sorted(P, items)
+  local i, n = 1, #items
+  while i <= n do
+    local due = items[i][2]
+    local id, bound, first = slab_for(P, due)
+    if not id then
+      id = redis.call("HINCRBY", P .. "meta", "seq", 1)
+      bound = due
+      redis.call("ZADD", P .. "ix", due, id)
+    elseif first and due < bound then
+      bound = due
+      redis.call("ZADD", P .. "ix", due, id)
+    end
+    local nx = redis.call("ZRANGEBYSCORE", P .. "ix", "(" .. bound, "+inf", "WITHSCORES", "LIMIT", 0, 1)
+    local upper = nx[1] and tonumber(nx[2]) or math.huge
+    local key = P .. "s:" .. id
+    local room = 128 - redis.call("ZCARD", key)
+    if room <= 0 and slab_split(P, id, 0) then
+      room = -1 -- split: look the slab up again
+    elseif room <= 0 then
+      room = n -- one due only: the slab cannot split, let it grow
+    end
+    if room > 0 then
+      local args = {}
+      local j = i
+      while j <= n and items[j][2] < upper and (j - i) < room do
+        args[#args + 1] = items[j][2]
+        args[#args + 1] = items[j][1]
+        j = j + 1
+      end
+      redis.call("ZADD", key, unpack(args))
+      redis.call("HINCRBY", P .. "meta", "sched", j - i)
+      i = j
+      slab_split(P, id, SLAB_MAX)
+    end
+  end
 end
 
 -- Removes member m (scheduled at `due`) from the slabs; true when it was there.

@@ -27,6 +27,9 @@ use crate::queue::{Queue, ms};
 use crate::reply::{array, text};
 use crate::scripts::SCRIPTS;
 
+/// The fewest jobs a claim asks of one partition (unless it wants fewer in total).
+const MIN_SHARE: usize = 8;
+
 impl Queue {
     /// Leases up to `n` due jobs across partitions, fairly, each for `lease`.
     pub async fn claim(&self, now: DateTime<Utc>, n: usize, lease: Duration) -> Result<Vec<Job>> {
@@ -63,7 +66,15 @@ impl Queue {
         let mut jobs = Vec::with_capacity(n);
         let mut wake = Vec::with_capacity(parts.len());
         let mut again = Vec::new();
-        let share = n.div_ceil(parts.len());
+        // Visit at most n / MIN_SHARE partitions (a script call per job would waste Redis),
+        // starting at a rotating offset so that partitions due at the same instant take
+        // turns; each visited one gets an equal share.
+        let visit = parts.len().min((n / MIN_SHARE).max(1));
+        let offset = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % parts.len();
+        let mut parts = parts;
+        parts.rotate_left(offset);
+        parts.truncate(visit);
+        let share = n.div_ceil(visit);
         for p in &parts {
             let want = share.min(n - jobs.len());
             if want == 0 {

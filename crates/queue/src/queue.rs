@@ -38,6 +38,8 @@ pub struct Queue {
     pub(crate) config: QueueConfig,
     /// Partitions this process has registered in the `known` set.
     registered: Arc<Mutex<HashSet<Partition>>>,
+    /// Rotates the first partition a claim visits.
+    pub(crate) turn: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Queue {
@@ -50,6 +52,7 @@ impl Queue {
             keys: Keys::new(namespace)?,
             config,
             registered: Arc::default(),
+            turn: Arc::default(),
         })
     }
 
@@ -298,16 +301,43 @@ impl Queue {
 
     /// The holder is done with the job: it is forgotten. `false`: the lease was lost.
     pub async fn ack(&self, job: &JobRef, token: u64) -> Result<bool> {
-        let args = [job.member(), token.to_string().into()];
-        let r = self
-            .eval_int("ack", &SCRIPTS.ack, &job.partition, &args)
-            .await?;
-        if r == 2 {
-            // Room under the live-call cap: let claimers look at the partition now.
-            self.wake_partitions(&[(job.partition.to_string(), 0)])
-                .await?;
+        let r = self.ack_many(&[(job.clone(), token)]).await?;
+        Ok(r.first().copied().unwrap_or(false))
+    }
+
+    /// Acknowledges many held jobs: one script call per partition. Returns, per job,
+    /// whether it was acknowledged (`false`: its lease was lost).
+    pub async fn ack_many(&self, jobs: &[(JobRef, u64)]) -> Result<Vec<bool>> {
+        let mut by_partition: BTreeMap<&Partition, Vec<usize>> = BTreeMap::new();
+        for (i, (j, _)) in jobs.iter().enumerate() {
+            by_partition.entry(&j.partition).or_default().push(i);
         }
-        Ok(r >= 1)
+        let mut out = vec![false; jobs.len()];
+        let mut wake = Vec::new();
+        for (p, idx) in by_partition {
+            let mut args = Vec::with_capacity(idx.len() * 2);
+            for &i in &idx {
+                args.push(jobs[i].0.member());
+                args.push(jobs[i].1.to_string().into_bytes());
+            }
+            let v = self.eval("ack", &SCRIPTS.ack, p, &args).await?;
+            let a: Vec<i64> = array(&v).iter().filter_map(int).collect();
+            if a.len() != idx.len() + 1 {
+                return Err(Error::Reply {
+                    script: "ack",
+                    what: format!("{} values for {} jobs", a.len(), idx.len()),
+                });
+            }
+            if a[0] == 1 {
+                // Room under the live-call cap: let claimers look at the partition now.
+                wake.push((p.to_string(), 0));
+            }
+            for (k, &i) in idx.iter().enumerate() {
+                out[i] = a[k + 1] == 1;
+            }
+        }
+        self.wake_partitions(&wake).await?;
+        Ok(out)
     }
 
     /// Hands a held job back to run at `until`, consuming no attempt (a closed window, a

@@ -379,13 +379,13 @@ async fn a_throttled_or_capped_partition_never_delays_another() {
         .collect();
     q.enqueue_many(&big).await.unwrap();
     q.enqueue_many(&small).await.unwrap();
-    // without a throttle both get their share, although "big" is older and larger
+    // without a throttle both are served in turn, although "big" is older and larger
     let got = q.claim(t0() + ms(10), 20, LEASE).await.unwrap();
-    let from_b = got.iter().filter(|j| j.job.partition == b).count();
-    assert_eq!(
-        from_b, 10,
-        "the small partition is served in the same claim"
-    );
+    let first = got.iter().filter(|j| j.job.partition == b).count();
+    assert!(first > 0, "the small partition is served in the first claim");
+    let got = q.claim(t0() + ms(10), 20, LEASE).await.unwrap();
+    let second = got.iter().filter(|j| j.job.partition == b).count();
+    assert_eq!(first + second, 10, "and emptied by the second");
     // throttled: nothing from "big", and "small" still flows
     q.throttle(&a, t0() + ms(5_000)).await.unwrap();
     let more: Vec<_> = (0..10)
@@ -403,15 +403,17 @@ async fn a_throttled_or_capped_partition_never_delays_another() {
     q.set_cap(&a, Some(3), t0() + ms(5_000)).await.unwrap();
     let got = q.claim(t0() + ms(5_000), 50, LEASE).await.unwrap();
     let from_a: Vec<_> = got.iter().filter(|j| j.job.partition == a).collect();
-    // 10 were leased before the cap was set: no room
+    // 20+ were leased before the cap was set: no room
     assert!(from_a.is_empty());
+    let leased = q.stats(&a, t0() + ms(5_000)).await.unwrap().leased as usize;
+    assert!(leased >= 3);
     for j in q
         .list(&a, State::Leased, None, 100)
         .await
         .unwrap()
         .items
         .iter()
-        .take(8)
+        .take(leased - 2)
     {
         let v = q.show(&j.job).await.unwrap().unwrap();
         assert!(q.ack(&j.job, v.lease.unwrap().token).await.unwrap());
