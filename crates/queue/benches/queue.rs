@@ -32,7 +32,16 @@ impl Server {
     fn start() -> Res<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
@@ -97,7 +106,17 @@ fn pct(sorted: &[i64], p: f64) -> i64 {
 /// `redis-benchmark` ZADD throughput (requests/s) on the same server.
 fn redis_benchmark(port: u16) -> Res<f64> {
     let out = Command::new("redis-benchmark")
-        .args(["-p", &port.to_string(), "-q", "-n", "200000", "-P", "64", "-r", "1000000"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-q",
+            "-n",
+            "200000",
+            "-P",
+            "64",
+            "-r",
+            "1000000",
+        ])
         .args(["zadd", "rb:z", "__rand_int__", "m:__rand_int__"])
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -105,7 +124,7 @@ fn redis_benchmark(port: u16) -> Res<f64> {
     let figure = text
         .split("requests per second")
         .next()
-        .and_then(|s| s.rsplit(|c: char| c == ':' || c == ' ').find(|w| !w.is_empty()))
+        .and_then(|s| s.rsplit([':', ' ']).find(|w| !w.is_empty()))
         .and_then(|w| w.trim().parse::<f64>().ok())
         .ok_or_else(|| format!("cannot read redis-benchmark output: {text}"))?;
     let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))?.get_connection()?;
@@ -161,16 +180,29 @@ async fn apalis(url: &str, n: usize) -> Res<f64> {
     use apalis_redis::{Config, RedisStorage};
 
     let conn = apalis_redis::connect(url).await?;
-    let mut storage = RedisStorage::<ApalisJob>::new(conn).with_config(Config::default().queue("{apalis-bench}"));
-    let batch: Vec<ApalisJob> = (0..n).map(|i| ApalisJob { call: format!("c{i}") }).collect();
+    let mut storage =
+        RedisStorage::<ApalisJob>::new(conn).with_config(Config::default().queue("{apalis-bench}"));
+    let batch: Vec<ApalisJob> = (0..n)
+        .map(|i| ApalisJob {
+            call: format!("c{i}"),
+        })
+        .collect();
     for chunk in batch.chunks(1000) {
-        let v: Vec<ApalisJob> = chunk.iter().map(|j| ApalisJob { call: j.call.clone() }).collect();
+        let v: Vec<ApalisJob> = chunk
+            .iter()
+            .map(|j| ApalisJob {
+                call: j.call.clone(),
+            })
+            .collect();
         storage.push_bulk(v).await?;
     }
     let done = Arc::new(AtomicUsize::new(0));
     let finished = Arc::new(tokio::sync::Notify::new());
 
-    async fn handle(_job: ApalisJob, state: Data<(Arc<AtomicUsize>, Arc<tokio::sync::Notify>, usize)>) -> Result<(), BoxDynError> {
+    async fn handle(
+        _job: ApalisJob,
+        state: Data<(Arc<AtomicUsize>, Arc<tokio::sync::Notify>, usize)>,
+    ) -> Result<(), BoxDynError> {
         let (done, finished, n) = &*state;
         if done.fetch_add(1, Ordering::Relaxed) + 1 == *n {
             finished.notify_one();
@@ -192,7 +224,9 @@ async fn apalis(url: &str, n: usize) -> Res<f64> {
             ctx.stop()
         }
     });
-    tokio::time::timeout(Duration::from_secs(120), run).await.map_err(|_| "apalis did not finish in 120 s")??;
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .map_err(|_| "apalis did not finish in 120 s")??;
     let secs = start.elapsed().as_secs_f64();
     let got = done.load(Ordering::Relaxed);
     if got < n {
@@ -214,9 +248,14 @@ async fn main() -> Res<()> {
     let rb = redis_benchmark(server.port)?;
     report.push(format!("redis-benchmark ZADD -P 64: {rb:.0} ops/s"));
 
+    // OUTDIAL_BENCH_ONLY=enqueue runs only the enqueue section (to profile it)
+    let only = std::env::var("OUTDIAL_BENCH_ONLY").unwrap_or_default();
+
     // 2. batched enqueue: 200,000 jobs, 16 partitions, due over the next 7 days
     let base = now() + chrono::Duration::hours(1);
-    let batch = jobs(200_000, 16, |i| base + chrono::Duration::milliseconds((i as i64 * 3_019_943) % 604_800_000))?;
+    let batch = jobs(200_000, 16, |i| {
+        base + chrono::Duration::milliseconds((i as i64 * 3_019_943) % 604_800_000)
+    })?;
     let t = Instant::now();
     for chunk in batch.chunks(20_000) {
         q.enqueue_many(chunk).await?;
@@ -227,20 +266,37 @@ async fn main() -> Res<()> {
         enqueue_rate / rb
     ));
     q.delete_namespace().await?;
+    if only == "enqueue" {
+        let mut c = redis::Client::open(url.as_str())?.get_connection()?;
+        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut c)?;
+        println!("{info}");
+        println!("{}", report.join("\n"));
+        return Ok(());
+    }
 
     // 3. claim + ack, 64 in flight (4 claim loops x 16 jobs), 50,000 due backlog
     let past = now() - chrono::Duration::seconds(10);
-    q.enqueue_many(&jobs(50_000, 8, |i| past + chrono::Duration::milliseconds((i % 5000) as i64))?).await?;
+    q.enqueue_many(&jobs(50_000, 8, |i| {
+        past + chrono::Duration::milliseconds((i % 5000) as i64)
+    })?)
+    .await?;
     let (claim_rate, _) = drain(&q, 50_000, 4, 16).await?;
     q.delete_namespace().await?;
-    q.enqueue_many(&jobs(7_900, 8, |i| past + chrono::Duration::milliseconds((i % 5000) as i64))?).await?;
+    q.enqueue_many(&jobs(7_900, 8, |i| {
+        past + chrono::Duration::milliseconds((i % 5000) as i64)
+    })?)
+    .await?;
     let (claim_small, _) = drain(&q, 7_900, 4, 16).await?;
     q.delete_namespace().await?;
 
     // 4. apalis-redis 1.0, same work, 7,900 jobs
     let apalis_rate = apalis(&url, 7_900).await?;
-    report.push(format!("claim+ack, 64 in flight, 50,000 backlog: {claim_rate:.0} jobs/s"));
-    report.push(format!("claim+ack, 64 in flight, 7,900 backlog: {claim_small:.0} jobs/s"));
+    report.push(format!(
+        "claim+ack, 64 in flight, 50,000 backlog: {claim_rate:.0} jobs/s"
+    ));
+    report.push(format!(
+        "claim+ack, 64 in flight, 7,900 backlog: {claim_small:.0} jobs/s"
+    ));
     report.push(format!(
         "apalis-redis 1.0 claim+ack, concurrency 64, 7,900 backlog: {apalis_rate:.0} jobs/s; ours/apalis = {:.1}x (50k backlog) / {:.1}x (7.9k backlog)",
         claim_rate / apalis_rate,
@@ -256,7 +312,10 @@ async fn main() -> Res<()> {
 
     // 5. lateness: 50,000 jobs falling due within 2 s (25,000/s), 64 in flight
     let first = now() + chrono::Duration::milliseconds(1500);
-    q.enqueue_many(&jobs(50_000, 8, |i| first + chrono::Duration::microseconds(i as i64 * 40))?).await?;
+    q.enqueue_many(&jobs(50_000, 8, |i| {
+        first + chrono::Duration::microseconds(i as i64 * 40)
+    })?)
+    .await?;
     let (_, late) = drain(&q, 50_000, 4, 16).await?;
     let early = late.iter().filter(|&&l| l < 0).count();
     report.push(format!(
@@ -272,7 +331,11 @@ async fn main() -> Res<()> {
     let base = now() + chrono::Duration::hours(1);
     let t = Instant::now();
     for part in 0..10 {
-        let chunk = jobs(100_000, 16, |i| base + chrono::Duration::milliseconds(((i + part * 100_000) as i64 * 3_019_943) % 604_800_000))?;
+        let chunk = jobs(100_000, 16, |i| {
+            base + chrono::Duration::milliseconds(
+                ((i + part * 100_000) as i64 * 3_019_943) % 604_800_000,
+            )
+        })?;
         q.enqueue_many(&chunk).await?;
     }
     let load_rate = 1_000_000.0 / t.elapsed().as_secs_f64();
@@ -312,7 +375,9 @@ async fn main() -> Res<()> {
         pct(&deep_ms, 0.99)
     ));
     let deleted = q.delete_namespace().await?;
-    report.push(format!("cleanup: {deleted} keys of namespace `bench` unlinked; server stopped"));
+    report.push(format!(
+        "cleanup: {deleted} keys of namespace `bench` unlinked; server stopped"
+    ));
 
     println!("\n== outdial-queue benchmark ==");
     for line in &report {

@@ -4,7 +4,8 @@
 --          is derived from P and shares its hash tag)
 -- ARGV[1]  mode: "move" (an existing scheduled or due job takes the new due time) or "nx"
 --          (an existing job is left alone: reconciliation)
--- then for each job three values:
+-- then for each job, in due order (the script re-sorts only if a call appears twice),
+-- three values:
 -- ARGV[3i-1] member (call id 16 bytes .. table bucket 2 bytes)
 -- ARGV[3i]   due (ms)
 -- ARGV[3i+1] customer reference
@@ -17,6 +18,7 @@ local P = string.sub(KEYS[1], 1, -5)
 local out = {}
 local inserts = {}
 local pending = {} -- call id -> its entry in inserts (a call given twice in one batch)
+local resort = false
 for i = 2, #ARGV, 3 do
   local m, due, customer = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local tk = table_key(P, m)
@@ -24,6 +26,7 @@ for i = 2, #ARGV, 3 do
   local row = enc6(due) .. customer
   local code = 0
   if pending[id] then
+    resort = true
     if ARGV[1] == "nx" then
       code = 5
     else
@@ -53,8 +56,10 @@ for i = 2, #ARGV, 3 do
   end
   out[#out + 1] = code
 end
-table.sort(inserts, function(a, b)
-  return a[2] < b[2]
-end)
+if resort then
+  table.sort(inserts, function(a, b)
+    return a[2] < b[2]
+  end)
+end
 slab_insert_sorted(P, inserts)
 return out

@@ -21,20 +21,11 @@
 local SLAB_MAX = 120
 
 local function enc6(ms)
-  local t = {}
-  for i = 6, 1, -1 do
-    t[i] = ms % 256
-    ms = math.floor(ms / 256)
-  end
-  return string.char(t[1], t[2], t[3], t[4], t[5], t[6])
+  return struct.pack(">I6", ms)
 end
 
 local function dec6(s)
-  local ms = 0
-  for i = 1, 6 do
-    ms = ms * 256 + string.byte(s, i)
-  end
-  return ms
+  return (struct.unpack(">I6", s))
 end
 
 local function member_id(m)
@@ -113,21 +104,28 @@ end
 -- listpack limit (128) before splitting it.
 local function slab_insert_sorted(P, items)
   local i, n = 1, #items
+  local ix = P .. "ix"
   while i <= n do
     local due = items[i][2]
     local id, bound, first = slab_for(P, due)
     if not id then
       id = redis.call("HINCRBY", P .. "meta", "seq", 1)
       bound = due
-      redis.call("ZADD", P .. "ix", due, id)
+      redis.call("ZADD", ix, due, id)
     elseif first and due < bound then
       bound = due
-      redis.call("ZADD", P .. "ix", due, id)
+      redis.call("ZADD", ix, due, id)
     end
-    local nx = redis.call("ZRANGEBYSCORE", P .. "ix", "(" .. bound, "+inf", "WITHSCORES", "LIMIT", 0, 1)
-    local upper = nx[1] and tonumber(nx[2]) or math.huge
+    local upper = math.huge
+    if items[n][2] > due then
+      local nx = redis.call("ZRANGEBYSCORE", ix, "(" .. bound, "+inf", "WITHSCORES", "LIMIT", 0, 1)
+      if nx[1] then
+        upper = tonumber(nx[2])
+      end
+    end
     local key = P .. "s:" .. id
-    local room = 128 - redis.call("ZCARD", key)
+    local card = redis.call("ZCARD", key)
+    local room = 128 - card
     if room <= 0 and slab_split(P, id, 0) then
       room = -1 -- split: look the slab up again
     elseif room <= 0 then
@@ -142,10 +140,14 @@ local function slab_insert_sorted(P, items)
         j = j + 1
       end
       redis.call("ZADD", key, unpack(args))
-      redis.call("HINCRBY", P .. "meta", "sched", j - i)
+      if card + (j - i) > SLAB_MAX then
+        slab_split(P, id, SLAB_MAX)
+      end
       i = j
-      slab_split(P, id, SLAB_MAX)
     end
+  end
+  if n > 0 then
+    redis.call("HINCRBY", P .. "meta", "sched", n)
   end
 end
 

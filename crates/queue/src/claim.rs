@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
 
 use crate::Result;
 use crate::job::Job;
@@ -75,12 +76,25 @@ impl Queue {
         parts.rotate_left(offset);
         parts.truncate(visit);
         let share = n.div_ceil(visit);
+        let mut wants = Vec::with_capacity(parts.len());
+        let mut left = n;
         for p in &parts {
-            let want = share.min(n - jobs.len());
+            let want = share.min(left);
             if want == 0 {
                 break;
             }
-            let (got, next) = self.claim_partition(p, now, want, lease).await?;
+            left -= want;
+            wants.push((p, want));
+        }
+        // the partitions are independent: claim from them concurrently
+        let results = join_all(
+            wants
+                .iter()
+                .map(|&(p, want)| self.claim_partition(p, now, want, lease)),
+        )
+        .await;
+        for (&(p, want), r) in wants.iter().zip(results) {
+            let (got, next) = r?;
             if got.len() == want && next >= 0 && next <= now_ms {
                 again.push(p.clone());
             }

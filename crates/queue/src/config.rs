@@ -41,7 +41,7 @@ impl Default for QueueConfig {
             recover_batch: 256,
             partitions_per_claim: 16,
             idle_recheck: Duration::from_secs(1),
-            enqueue_chunk: 256,
+            enqueue_chunk: 1000,
             retry_for: Duration::from_secs(10),
             response_timeout: Duration::from_secs(5),
         }

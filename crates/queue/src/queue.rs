@@ -153,6 +153,9 @@ impl Queue {
         let mut chunks = Vec::new();
         for (p, idx) in &by_partition {
             for c in idx.chunks(self.config.enqueue_chunk) {
+                // the script inserts runs of jobs per slab: send each chunk in due order
+                let mut c = c.to_vec();
+                c.sort_by_key(|&i| jobs[i].due);
                 chunks.push((*p, c));
             }
         }
@@ -160,7 +163,7 @@ impl Queue {
             .map(|(p, idx)| async move {
                 let mut args = Vec::with_capacity(1 + idx.len() * 3);
                 args.push(mode.as_bytes().to_vec());
-                for &i in idx {
+                for &i in &idx {
                     let j = &jobs[i];
                     let r = self.job_ref(&j.partition, j.call, &j.customer);
                     args.push(r.member());
@@ -175,7 +178,7 @@ impl Queue {
                         what: format!("{} codes for {} jobs", codes.len(), idx.len()),
                     });
                 }
-                Ok((idx.to_vec(), codes))
+                Ok((idx, codes))
             })
             .buffer_unordered(8)
             .collect()
@@ -314,7 +317,8 @@ impl Queue {
         }
         let mut out = vec![false; jobs.len()];
         let mut wake = Vec::new();
-        for (p, idx) in by_partition {
+        // one script per partition, concurrently
+        let calls = by_partition.into_iter().map(|(p, idx)| async move {
             let mut args = Vec::with_capacity(idx.len() * 2);
             for &i in &idx {
                 args.push(jobs[i].0.member());
@@ -328,6 +332,10 @@ impl Queue {
                     what: format!("{} values for {} jobs", a.len(), idx.len()),
                 });
             }
+            Ok((p, idx, a))
+        });
+        for r in futures_util::future::join_all(calls).await {
+            let (p, idx, a) = r?;
             if a[0] == 1 {
                 // Room under the live-call cap: let claimers look at the partition now.
                 wake.push((p.to_string(), 0));
