@@ -21,11 +21,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 
-use crate::Result;
-use crate::job::Job;
+use crate::{Error, Result};
+use redis::Value;
+
+use crate::job::{Job, JobRef};
 use crate::keys::Partition;
-use crate::queue::{Queue, ms};
-use crate::reply::{array, text};
+use crate::queue::{Queue, at, ms};
+use crate::reply::{array, bytes, int, text};
 use crate::scripts::SCRIPTS;
 
 /// The fewest jobs a claim asks of one partition (unless it wants fewer in total).
@@ -163,11 +165,48 @@ impl Queue {
         let (jobs, next) = self.parse_claim(partition, now_ms, lease_ms, &v)?;
         let a = array(&v);
         let (recovered, reconcile) = (
-            a.get(1).and_then(crate::reply::int).unwrap_or(0),
-            a.get(2).and_then(crate::reply::int).unwrap_or(0),
+            a.get(1).and_then(int).unwrap_or(0),
+            a.get(2).and_then(int).unwrap_or(0),
         );
         if recovered > 0 || reconcile > 0 {
             tracing::info!(partition = %partition, recovered, reconcile, "expired leases recovered");
+        }
+        Ok((jobs, next))
+    }
+
+    /// Parses a claim reply into jobs and the partition's next wake time (ms, -1: none).
+    pub(crate) fn parse_claim(
+        &self,
+        p: &Partition,
+        now: i64,
+        lease: i64,
+        v: &Value,
+    ) -> Result<(Vec<Job>, i64)> {
+        let a = array(v);
+        let bad = |what: &str| Error::Reply {
+            script: "claim",
+            what: what.to_owned(),
+        };
+        let next = a.first().and_then(int).ok_or_else(|| bad("no wake time"))?;
+        let mut jobs = Vec::with_capacity(a.len().saturating_sub(3) / 4);
+        for c in a.get(3..).unwrap_or_default().chunks(4) {
+            let [m, due, token, attempt] = c else {
+                return Err(bad("a job is not 4 values"));
+            };
+            let job = bytes(m)
+                .and_then(|m| JobRef::from_member(p, m))
+                .ok_or_else(|| bad("bad member"))?;
+            jobs.push(Job {
+                job,
+                due: at(int(due).ok_or_else(|| bad("bad due"))?),
+                token: int(token)
+                    .and_then(|t| u64::try_from(t).ok())
+                    .ok_or_else(|| bad("bad token"))?,
+                attempt: int(attempt)
+                    .and_then(|t| u32::try_from(t).ok())
+                    .ok_or_else(|| bad("bad attempt"))?,
+                lease_until: at(now + lease),
+            });
         }
         Ok((jobs, next))
     }

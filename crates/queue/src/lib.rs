@@ -30,6 +30,7 @@
 mod claim;
 mod config;
 mod connection;
+mod enqueue;
 mod error;
 mod inspect;
 mod job;
@@ -38,6 +39,7 @@ mod queue;
 mod reconcile;
 mod reply;
 mod scripts;
+mod throttle;
 
 pub use config::QueueConfig;
 pub use error::{Error, Result};
