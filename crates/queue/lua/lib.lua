@@ -72,15 +72,23 @@ local function slab_split(P, id, limit)
     end
     cut = tonumber(up[2])
   end
-  local moved = redis.call("ZRANGEBYSCORE", key, cut, "+inf", "WITHSCORES")
   local nid = redis.call("HINCRBY", P .. "meta", "seq", 1)
-  local args = {}
-  for i = 1, #moved, 2 do
-    args[#args + 1] = moved[i + 1]
-    args[#args + 1] = moved[i]
+  -- move in pages of 500: a slab of one repeated due can be large, and Lua's unpack has
+  -- a limit of about 8,000 values
+  while true do
+    local moved = redis.call("ZRANGEBYSCORE", key, cut, "+inf", "WITHSCORES", "LIMIT", 0, 500)
+    if not moved[1] then
+      break
+    end
+    local args, members = {}, {}
+    for i = 1, #moved, 2 do
+      args[#args + 1] = moved[i + 1]
+      args[#args + 1] = moved[i]
+      members[#members + 1] = moved[i]
+    end
+    redis.call("ZADD", P .. "s:" .. nid, unpack(args))
+    redis.call("ZREM", key, unpack(members))
   end
-  redis.call("ZADD", P .. "s:" .. nid, unpack(args))
-  redis.call("ZREMRANGEBYSCORE", key, cut, "+inf")
   redis.call("ZADD", P .. "ix", cut, nid)
   return true
 end

@@ -33,6 +33,9 @@ use crate::scripts::SCRIPTS;
 /// The fewest jobs a claim asks of one partition (unless it wants fewer in total).
 const MIN_SHARE: usize = 8;
 
+/// The most jobs one partition's claim script leases in one call.
+pub const MAX_CLAIM: usize = 1000;
+
 impl Queue {
     /// Leases up to `n` due jobs across partitions, fairly, each for `lease`.
     pub async fn claim(&self, now: DateTime<Utc>, n: usize, lease: Duration) -> Result<Vec<Job>> {
@@ -154,6 +157,8 @@ impl Queue {
     ) -> Result<(Vec<Job>, i64)> {
         let now_ms = ms(now);
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        // bounded: the script returns 4 values per job in one reply
+        let n = n.min(MAX_CLAIM);
         let args = [
             now_ms.to_string().into_bytes(),
             n.to_string().into_bytes(),

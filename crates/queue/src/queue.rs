@@ -25,6 +25,9 @@ pub(crate) fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// The most jobs one ack script call handles.
+const MAX_ACK: usize = 1000;
+
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -173,7 +176,15 @@ impl Queue {
         let mut out = vec![false; jobs.len()];
         let mut wake = Vec::new();
         // one script per partition, concurrently
-        let calls = by_partition.into_iter().map(|(p, idx)| async move {
+        let pieces: Vec<(&Partition, Vec<usize>)> = by_partition
+            .into_iter()
+            .flat_map(|(p, idx)| {
+                idx.chunks(MAX_ACK)
+                    .map(|c| (p, c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let calls = pieces.into_iter().map(|(p, idx)| async move {
             let mut args = Vec::with_capacity(idx.len() * 2);
             for &i in &idx {
                 args.push(jobs[i].0.member());

@@ -429,3 +429,52 @@ async fn a_throttled_or_capped_partition_never_delays_another() {
     );
     q.delete_namespace().await.unwrap();
 }
+
+#[tokio::test]
+async fn twenty_thousand_jobs_due_in_the_same_millisecond_stay_claimable() {
+    let q = queue();
+    let p = part("acme");
+    q.enqueue(&new_job("acme", "first", t0() - ms(1)))
+        .await
+        .unwrap();
+    let same: Vec<_> = (0..20_000)
+        .map(|i| new_job("acme", &format!("c{i}"), t0()))
+        .collect();
+    for chunk in same.chunks(1000) {
+        q.enqueue_many(chunk).await.unwrap();
+    }
+    // later dues force the one big slab to split
+    let later: Vec<_> = (0..300)
+        .map(|i| new_job("acme", &format!("d{i}"), t0() + ms(1 + i)))
+        .collect();
+    q.enqueue_many(&later).await.unwrap();
+    q.enqueue(&new_job("acme", "earlier", t0() - ms(2)))
+        .await
+        .unwrap();
+    assert_eq!(q.stats(&p, t0()).await.unwrap().scheduled, 20_302);
+    let mut seen = HashSet::new();
+    loop {
+        let got = q.claim(t0(), 1000, LEASE).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for j in got {
+            assert!(j.due <= t0());
+            assert!(seen.insert(j.job.call));
+        }
+    }
+    assert_eq!(seen.len(), 20_002);
+    let mut n = 0;
+    while !q
+        .claim(t0() + ms(400), 1000, LEASE)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        n += 1;
+    }
+    let s = q.stats(&p, t0() + ms(400)).await.unwrap();
+    assert_eq!((s.scheduled, s.due, s.leased), (0, 0, 20_302));
+    assert!(n >= 1);
+    q.delete_namespace().await.unwrap();
+}
