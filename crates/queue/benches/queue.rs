@@ -285,6 +285,10 @@ async fn main() -> Res<()> {
         let batch = jobs(200_000, 16, |i| {
             base + chrono::Duration::milliseconds((i as i64 * 3_019_943) % 604_800_000)
         })?;
+        if only == "enqueue" {
+            let mut c = redis::Client::open(url.as_str())?.get_connection()?;
+            redis::cmd("CONFIG").arg("RESETSTAT").query::<()>(&mut c)?;
+        }
         let t = Instant::now();
         for chunk in batch.chunks(20_000) {
             q.enqueue_many(chunk).await?;

@@ -1,6 +1,7 @@
 -- ack.lua: holders finished jobs; they are forgotten.
 --
 -- KEYS[1]  P.."meta" (P is KEYS[1] without "meta")
+-- KEYS[i+1] the table bucket key of job i (P.."t:"..bucket)
 -- ARGV[2i-1] member (call id 16 bytes .. table bucket 2 bytes)
 -- ARGV[2i]   fencing token
 -- (at most 1,000 jobs per call: the caller cuts larger batches)
@@ -24,7 +25,7 @@ for k = 1, #ids do
       ok = 1
       done_ids[#done_ids + 1] = ids[k]
       done_members[#done_members + 1] = m
-      redis.call("HDEL", table_key(P, m), ids[k])
+      redis.call("HDEL", KEYS[k + 1], ids[k])
     end
   end
   out[#out + 1] = ok

@@ -1,14 +1,15 @@
 -- enqueue.lua: schedules calls in one partition, idempotent by call id.
 --
--- KEYS[1]  P.."meta" (P, the partition prefix, is KEYS[1] without "meta"; every other key
---          is derived from P and shares its hash tag)
+-- KEYS[1]  P.."meta" (P, the partition prefix, is KEYS[1] without "meta"; slab keys are
+--          derived from P and share its hash tag)
+-- KEYS[i+1] the table bucket key of job i (P.."t:"..bucket)
 -- ARGV[1]  mode: "move" (an existing scheduled or due job takes the new due time) or "nx"
 --          (an existing job is left alone: reconciliation)
 -- then for each job, in due order (the script re-sorts only if a call appears twice),
 -- three values:
 -- ARGV[3i-1] member (call id 16 bytes .. table bucket 2 bytes)
 -- ARGV[3i]   due (ms)
--- ARGV[3i+1] customer reference
+-- ARGV[3i+1] the table row: due (6 bytes, big-endian ms) .. customer reference
 -- Returns one code per job: 0 scheduled (new), 1 moved to the new due time (it was
 -- scheduled or due), 2 left alone because it is leased, 3 dead, 4 waiting for reconcile,
 -- 5 exists and left alone (mode "nx").
@@ -20,10 +21,9 @@ local inserts = {}
 local pending = {} -- call id -> its entry in inserts (a call given twice in one batch)
 local resort = false
 for i = 2, #ARGV, 3 do
-  local m, due, customer = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local tk = table_key(P, m)
+  local m, due, row = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local tk = KEYS[(i + 1) / 3 + 1]
   local id = member_id(m)
-  local row = enc6(due) .. customer
   local code = 0
   if pending[id] then
     resort = true

@@ -18,7 +18,12 @@
 -- A member is the call id (16 raw bytes) followed by the table bucket (2 bytes, big-endian).
 -- Slab and table keys are derived from P inside the scripts; they share P's hash tag.
 
-local SLAB_MAX = 120
+-- A slab holds at most SLAB_FILL members before it splits in two: small enough that a
+-- ZADD into its listpack stays cheap, large enough that the per-slab overhead (its key and
+-- its entry in ix, ~240 bytes) is a few bytes per job. Redis keeps zsets of <= 128 members
+-- in the listpack encoding.
+local SLAB_FILL = 64
+local SLAB_MAX = SLAB_FILL
 
 local function enc6(ms)
   return struct.pack(">I6", ms)
@@ -73,22 +78,23 @@ local function slab_split(P, id, limit)
     cut = tonumber(up[2])
   end
   local nid = redis.call("HINCRBY", P .. "meta", "seq", 1)
-  -- move in pages of 500: a slab of one repeated due can be large, and Lua's unpack has
-  -- a limit of about 8,000 values
+  -- copy in pages of 500 (a slab of one repeated due can be large, and Lua's unpack has a
+  -- limit of about 8,000 values), then cut the tail in one command
+  local offset = 0
   while true do
-    local moved = redis.call("ZRANGEBYSCORE", key, cut, "+inf", "WITHSCORES", "LIMIT", 0, 500)
+    local moved = redis.call("ZRANGEBYSCORE", key, cut, "+inf", "WITHSCORES", "LIMIT", offset, 500)
     if not moved[1] then
       break
     end
-    local args, members = {}, {}
+    local args = {}
     for i = 1, #moved, 2 do
       args[#args + 1] = moved[i + 1]
       args[#args + 1] = moved[i]
-      members[#members + 1] = moved[i]
     end
     redis.call("ZADD", P .. "s:" .. nid, unpack(args))
-    redis.call("ZREM", key, unpack(members))
+    offset = offset + #moved / 2
   end
+  redis.call("ZREMRANGEBYSCORE", key, cut, "+inf")
   redis.call("ZADD", P .. "ix", cut, nid)
   return true
 end
@@ -108,8 +114,8 @@ local function slab_insert(P, m, due)
 end
 
 -- Puts many members in the slabs. `items` is a list of { member, due } sorted by due; a
--- run of items that falls in one slab is added with one ZADD, filling the slab up to the
--- listpack limit (128) before splitting it.
+-- run of items that falls in one slab is added with one ZADD, filling the slab up to
+-- SLAB_FILL before splitting it.
 local function slab_insert_sorted(P, items)
   local i, n = 1, #items
   local ix = P .. "ix"
@@ -133,7 +139,7 @@ local function slab_insert_sorted(P, items)
     end
     local key = P .. "s:" .. id
     local card = redis.call("ZCARD", key)
-    local room = 128 - card
+    local room = SLAB_FILL - card
     if room <= 0 and slab_split(P, id, 0) then
       room = -1 -- split: look the slab up again
     elseif room <= 0 then

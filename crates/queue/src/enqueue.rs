@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use futures_util::{StreamExt, stream};
 
 use crate::job::{Enqueued, NewJob};
-use crate::keys::Partition;
+use crate::keys::{Partition, bucket_of};
 use crate::queue::{Queue, ms};
 use crate::reply::{array, int};
 use crate::scripts::SCRIPTS;
@@ -65,15 +65,27 @@ impl Queue {
         let results: Vec<Result<(Vec<usize>, Vec<i64>)>> = stream::iter(chunks)
             .map(|(p, idx)| async move {
                 let mut args = Vec::with_capacity(1 + idx.len() * 3);
+                let mut keys = Vec::with_capacity(idx.len());
                 args.push(mode.as_bytes().to_vec());
                 for &i in &idx {
                     let j = &jobs[i];
-                    let r = self.job_ref(&j.partition, j.call, &j.customer);
-                    args.push(r.member());
-                    args.push(ms(j.due).to_string().into_bytes());
-                    args.push(j.customer.as_str().as_bytes().to_vec());
+                    let bucket = bucket_of(j.customer.as_str(), self.config.buckets);
+                    let mut member = Vec::with_capacity(18);
+                    member.extend_from_slice(j.call.as_uuid().as_bytes());
+                    member.extend_from_slice(&bucket.to_be_bytes());
+                    args.push(member);
+                    let due = ms(j.due);
+                    args.push(due.to_string().into_bytes());
+                    // the row: due as 6 bytes big-endian, then the customer reference
+                    let mut row = Vec::with_capacity(6 + j.customer.as_str().len());
+                    row.extend_from_slice(&due.clamp(0, (1 << 48) - 1).to_be_bytes()[2..]);
+                    row.extend_from_slice(j.customer.as_str().as_bytes());
+                    args.push(row);
+                    keys.push(self.keys.table(p, bucket));
                 }
-                let v = self.eval("enqueue", &SCRIPTS.enqueue, p, &args).await?;
+                let v = self
+                    .eval_keys("enqueue", &SCRIPTS.enqueue, p, &keys, &args)
+                    .await?;
                 let codes: Vec<i64> = array(&v).iter().filter_map(int).collect();
                 if codes.len() != idx.len() {
                     return Err(Error::Reply {

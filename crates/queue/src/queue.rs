@@ -85,10 +85,25 @@ impl Queue {
         p: &Partition,
         args: &[Vec<u8>],
     ) -> Result<Value> {
+        self.eval_keys(what, script, p, &[], args).await
+    }
+
+    /// Runs one script on one partition with more keys after its meta key.
+    pub(crate) async fn eval_keys(
+        &self,
+        what: &'static str,
+        script: &'static redis::Script,
+        p: &Partition,
+        keys: &[String],
+        args: &[Vec<u8>],
+    ) -> Result<Value> {
         let meta = self.keys.meta(p);
         self.conn
             .run(what, |mut c| {
                 let mut inv = script.key(&meta);
+                for k in keys {
+                    inv.key(k.as_str());
+                }
                 for a in args {
                     inv.arg(a.as_slice());
                 }
@@ -186,11 +201,13 @@ impl Queue {
             .collect();
         let calls = pieces.into_iter().map(|(p, idx)| async move {
             let mut args = Vec::with_capacity(idx.len() * 2);
+            let mut keys = Vec::with_capacity(idx.len());
             for &i in &idx {
                 args.push(jobs[i].0.member());
                 args.push(jobs[i].1.to_string().into_bytes());
+                keys.push(self.keys.table(p, jobs[i].0.bucket));
             }
-            let v = self.eval("ack", &SCRIPTS.ack, p, &args).await?;
+            let v = self.eval_keys("ack", &SCRIPTS.ack, p, &keys, &args).await?;
             let a: Vec<i64> = array(&v).iter().filter_map(int).collect();
             if a.len() != idx.len() + 1 {
                 return Err(Error::Reply {
