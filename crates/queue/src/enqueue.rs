@@ -1,0 +1,170 @@
+//! Enqueueing: idempotent by call id, batched per partition, then the partition index.
+
+use std::collections::BTreeMap;
+
+use futures_util::{StreamExt, stream};
+
+use crate::job::{Enqueued, NewJob};
+use crate::keys::{Partition, bucket_of};
+use crate::queue::{Queue, ms};
+use crate::reply::{array, int};
+use crate::scripts::SCRIPTS;
+use crate::{Error, Result};
+
+impl Queue {
+    /// Schedules one call (see [`enqueue_many`](Self::enqueue_many)).
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued> {
+        let r = self.enqueue_many(std::slice::from_ref(job)).await?;
+        r.into_iter().next().ok_or(Error::Reply {
+            script: "enqueue",
+            what: "no code returned".into(),
+        })
+    }
+
+    /// Schedules calls, idempotent by call id: a call already scheduled or due moves to its
+    /// new due time; one that is leased, dead or waiting for reconcile is left alone (the
+    /// returned code says which). Jobs are grouped by partition, cut into chunks of
+    /// `enqueue_chunk` and sent concurrently; the partition index is updated afterwards.
+    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        self.enqueue_mode(jobs, "move").await
+    }
+
+    /// Like [`enqueue_many`](Self::enqueue_many) but leaves every existing job alone
+    /// (reconciliation: Redis keeps deferrals Postgres has not seen yet).
+    pub async fn enqueue_missing(&self, jobs: &[NewJob]) -> Result<Vec<Option<Enqueued>>> {
+        let (codes, raw) = self.enqueue_codes(jobs, "nx").await?;
+        Ok(codes
+            .into_iter()
+            .zip(raw)
+            .map(|(c, r)| (r != 5).then_some(c))
+            .collect())
+    }
+
+    async fn enqueue_mode(&self, jobs: &[NewJob], mode: &str) -> Result<Vec<Enqueued>> {
+        Ok(self.enqueue_codes(jobs, mode).await?.0)
+    }
+
+    async fn enqueue_codes(
+        &self,
+        jobs: &[NewJob],
+        mode: &str,
+    ) -> Result<(Vec<Enqueued>, Vec<i64>)> {
+        let mut by_partition: BTreeMap<&Partition, Vec<usize>> = BTreeMap::new();
+        for (i, j) in jobs.iter().enumerate() {
+            by_partition.entry(&j.partition).or_default().push(i);
+        }
+        let mut chunks = Vec::new();
+        for (p, idx) in &by_partition {
+            for c in idx.chunks(self.config.enqueue_chunk) {
+                // the script inserts runs of jobs per slab: send each chunk in due order
+                let mut c = c.to_vec();
+                c.sort_by_key(|&i| jobs[i].due);
+                chunks.push((*p, c));
+            }
+        }
+        let results: Vec<Result<(Vec<usize>, Vec<i64>)>> = stream::iter(chunks)
+            .map(|(p, idx)| async move {
+                let mut args = Vec::with_capacity(1 + idx.len() * 3);
+                let mut keys = Vec::with_capacity(idx.len());
+                args.push(mode.as_bytes().to_vec());
+                for &i in &idx {
+                    let j = &jobs[i];
+                    let bucket = bucket_of(j.customer.as_str(), self.config.buckets);
+                    let mut member = Vec::with_capacity(18);
+                    member.extend_from_slice(j.call.as_uuid().as_bytes());
+                    member.extend_from_slice(&bucket.to_be_bytes());
+                    args.push(member);
+                    let due = ms(j.due);
+                    args.push(due.to_string().into_bytes());
+                    // the row: due as 6 bytes big-endian, then the customer reference
+                    let mut row = Vec::with_capacity(6 + j.customer.as_str().len());
+                    row.extend_from_slice(&due.clamp(0, (1 << 48) - 1).to_be_bytes()[2..]);
+                    row.extend_from_slice(j.customer.as_str().as_bytes());
+                    args.push(row);
+                    keys.push(self.keys.table(p, bucket));
+                }
+                let v = self
+                    .eval_keys("enqueue", &SCRIPTS.enqueue, p, &keys, &args)
+                    .await?;
+                let codes: Vec<i64> = array(&v).iter().filter_map(int).collect();
+                if codes.len() != idx.len() {
+                    return Err(Error::Reply {
+                        script: "enqueue",
+                        what: format!("{} codes for {} jobs", codes.len(), idx.len()),
+                    });
+                }
+                Ok((idx, codes))
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut raw = vec![0i64; jobs.len()];
+        for r in results {
+            let (idx, codes) = r?;
+            for (i, c) in idx.into_iter().zip(codes) {
+                raw[i] = c;
+            }
+        }
+        // Wake each partition no later than its earliest due (also for jobs that already
+        // existed: this is what repairs a lost index entry during reconciliation).
+        let mut wake: BTreeMap<&Partition, i64> = BTreeMap::new();
+        for j in jobs {
+            let w = wake.entry(&j.partition).or_insert(i64::MAX);
+            *w = (*w).min(ms(j.due));
+        }
+        let wake: Vec<(String, i64)> = wake.into_iter().map(|(p, w)| (p.to_string(), w)).collect();
+        self.wake_partitions(&wake).await?;
+        let codes = raw
+            .iter()
+            .map(|&c| match c {
+                0 => Enqueued::Scheduled,
+                2 => Enqueued::Leased,
+                3 => Enqueued::Dead,
+                4 => Enqueued::Reconcile,
+                _ => Enqueued::Moved,
+            })
+            .collect();
+        Ok((codes, raw))
+    }
+
+    /// Lowers each partition's wake time in the index to at most the given instant, and
+    /// registers partitions this process has not registered yet.
+    pub(crate) async fn wake_partitions(&self, wake: &[(String, i64)]) -> Result<()> {
+        if wake.is_empty() {
+            return Ok(());
+        }
+        let fresh: Vec<String> = {
+            let reg = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+            wake.iter()
+                .filter(|(p, _)| !reg.iter().any(|r| r.as_str() == p))
+                .map(|(p, _)| p.clone())
+                .collect()
+        };
+        let index = self.keys.index();
+        let known = self.keys.known();
+        self.conn
+            .run("wake", |mut c| {
+                let mut pipe = redis::pipe();
+                for (p, w) in wake {
+                    pipe.cmd("ZADD")
+                        .arg(&index)
+                        .arg("LT")
+                        .arg(*w)
+                        .arg(p)
+                        .ignore();
+                }
+                if !fresh.is_empty() {
+                    pipe.cmd("SADD").arg(&known).arg(&fresh).ignore();
+                }
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await?;
+        let mut reg = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+        for p in fresh {
+            if let Ok(p) = Partition::new(&p) {
+                reg.insert(p);
+            }
+        }
+        Ok(())
+    }
+}

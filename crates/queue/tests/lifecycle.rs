@@ -1,0 +1,480 @@
+//! Transitions of single jobs: enqueue, claim, leases, dial intent, defer, retry, dead,
+//! re-drive, cancel; inspection; fairness between partitions.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use outdial_queue::{Cancel, DialIntent, Enqueued, HandBack, QueueConfig, Resolution, State};
+use support::*;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn enqueue_is_idempotent_and_moves_the_due_time() {
+    let q = queue();
+    let mut j = new_job("acme", "c1", t0() + ms(1000));
+    assert_eq!(q.enqueue(&j).await.unwrap(), Enqueued::Scheduled);
+    j.due = t0() + ms(5000);
+    assert_eq!(q.enqueue(&j).await.unwrap(), Enqueued::Moved);
+    let p = part("acme");
+    assert_eq!(q.stats(&p, t0()).await.unwrap().scheduled, 1);
+    assert!(
+        q.claim(t0() + ms(1000), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let got = q.claim(t0() + ms(5000), 10, LEASE).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].job.call, j.call);
+    assert_eq!(got[0].due, j.due);
+    // a leased job is left alone by enqueue
+    assert_eq!(q.enqueue(&j).await.unwrap(), Enqueued::Leased);
+    q.delete_namespace().await.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_is_handed_out_before_its_due_millisecond() {
+    let q = queue();
+    let jobs: Vec<_> = (0..300)
+        .map(|i| new_job("acme", &format!("c{i}"), t0() + ms(i % 150)))
+        .collect();
+    q.enqueue_many(&jobs).await.unwrap();
+    let mut seen = HashSet::new();
+    for now_ms in -5..160 {
+        let now = t0() + ms(now_ms);
+        for j in q.claim(now, 1000, LEASE).await.unwrap() {
+            assert!(j.due <= now, "job due {} handed out at {}", j.due, now);
+            assert!(seen.insert(j.job.call));
+        }
+        // everything due by now is out
+        let due_now = jobs.iter().filter(|j| j.due <= now).count();
+        assert_eq!(seen.len(), due_now, "at +{now_ms} ms");
+    }
+    assert_eq!(seen.len(), 300);
+    q.delete_namespace().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_lease_returns_the_job_to_due_with_a_new_token() {
+    let q = queue();
+    let j = new_job("acme", "c1", t0());
+    q.enqueue(&j).await.unwrap();
+    let first = q
+        .claim(t0(), 1, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(q.claim(t0() + ms(50), 1, LEASE).await.unwrap().is_empty());
+    let second = q.claim(t0() + ms(101), 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(second.job, first.job);
+    assert!(second.token > first.token);
+    assert_eq!(second.attempt, 1, "an expired lease consumes no attempt");
+    assert!(
+        !q.ack(&first.job, first.token).await.unwrap(),
+        "the old token is fenced off"
+    );
+    assert!(
+        !q.renew(&first.job, first.token, t0() + ms(10_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        q.renew(&second.job, second.token, t0() + ms(60_000))
+            .await
+            .unwrap()
+    );
+    assert!(q.ack(&second.job, second.token).await.unwrap());
+    assert_eq!(q.show(&second.job).await.unwrap(), None);
+    q.delete_namespace().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_lease_after_dial_intent_goes_to_reconcile_not_due() {
+    let q = queue();
+    let p = part("acme");
+    let j = new_job("acme", "c1", t0());
+    q.enqueue(&j).await.unwrap();
+    let c = q
+        .claim(t0(), 1, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        q.mark_dialing(&c.job, c.token, t0() + ms(10))
+            .await
+            .unwrap(),
+        DialIntent::Marked
+    );
+    assert_eq!(
+        q.mark_dialing(&c.job, c.token, t0() + ms(11))
+            .await
+            .unwrap(),
+        DialIntent::Marked
+    );
+    // the lease expires: the job must not come back
+    assert!(q.claim(t0() + ms(500), 10, LEASE).await.unwrap().is_empty());
+    assert!(q.claim(t0() + ms(900), 10, LEASE).await.unwrap().is_empty());
+    let s = q.stats(&p, t0() + ms(900)).await.unwrap();
+    assert_eq!((s.reconcile, s.leased, s.due, s.scheduled), (1, 0, 0, 0));
+    let page = q.list(&p, State::Reconcile, None, 10).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].job, c.job);
+    let view = q.show(&c.job).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Reconcile);
+    assert!(
+        !q.mark_dialing(&c.job, c.token, t0() + ms(901))
+            .await
+            .unwrap()
+            .eq(&DialIntent::Marked)
+    );
+    // resolved as "not dialed": back on schedule
+    assert!(
+        q.resolve_reconcile(&c.job, Resolution::Requeue(t0() + ms(1000)), t0() + ms(950))
+            .await
+            .unwrap()
+    );
+    let again = q.claim(t0() + ms(1000), 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(again.job, c.job);
+    // a job that was dialed is settled as done
+    assert_eq!(
+        q.mark_dialing(&again.job, again.token, t0() + ms(1001))
+            .await
+            .unwrap(),
+        DialIntent::Marked
+    );
+    assert!(
+        q.claim(t0() + ms(40_000), 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        q.resolve_reconcile(&c.job, Resolution::Done, t0() + ms(40_001))
+            .await
+            .unwrap()
+    );
+    assert_eq!(q.show(&c.job).await.unwrap(), None);
+    q.delete_namespace().await.unwrap();
+}
+
+#[tokio::test]
+async fn defer_consumes_no_attempt_retry_does_and_max_attempts_means_dead() {
+    let q = queue_with(QueueConfig {
+        max_attempts: 2,
+        ..test_config()
+    });
+    let p = part("acme");
+    let j = new_job("acme", "c1", t0());
+    q.enqueue(&j).await.unwrap();
+    let a = q.claim(t0(), 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(a.attempt, 1);
+    assert_eq!(
+        q.defer(&a.job, a.token, t0() + ms(100)).await.unwrap(),
+        HandBack::Scheduled
+    );
+    assert!(q.claim(t0() + ms(99), 1, LEASE).await.unwrap().is_empty());
+    let b = q.claim(t0() + ms(100), 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(b.attempt, 1, "defer consumed no attempt");
+    let r = q
+        .retry(
+            &b.job,
+            b.token,
+            t0() + ms(100),
+            Duration::from_millis(50),
+            "no answer",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, HandBack::Scheduled);
+    assert_eq!(q.stats(&p, t0()).await.unwrap().retrying, 1);
+    assert!(q.claim(t0() + ms(149), 1, LEASE).await.unwrap().is_empty());
+    let c = q.claim(t0() + ms(150), 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(c.attempt, 2, "retry consumed an attempt");
+    let r = q
+        .retry(
+            &c.job,
+            c.token,
+            t0() + ms(150),
+            Duration::from_millis(50),
+            "busy",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, HandBack::Dead);
+    assert!(
+        q.claim(t0() + ms(10_000), 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let view = q.show(&c.job).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Dead);
+    assert_eq!(view.reason.unwrap().0, "busy");
+    assert_eq!(q.stats(&p, t0()).await.unwrap().dead, 1);
+    // stale holders are fenced off
+    assert_eq!(
+        q.defer(&c.job, c.token, t0()).await.unwrap(),
+        HandBack::LeaseLost
+    );
+    // re-drive: attempts reset
+    assert!(q.redrive(&c.job, t0() + ms(20_000)).await.unwrap());
+    assert!(!q.redrive(&c.job, t0() + ms(20_000)).await.unwrap());
+    let d = q
+        .claim(t0() + ms(20_000), 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((d.job.call, d.attempt), (j.call, 1));
+    // dead from a lease, then re-drive the oldest dead in bulk
+    assert!(
+        q.dead(&d.job, t0() + ms(20_001), "needs a human")
+            .await
+            .unwrap()
+    );
+    assert!(!q.ack(&d.job, d.token).await.unwrap());
+    let back = q.redrive_oldest(&p, t0() + ms(30_000), 10).await.unwrap();
+    assert_eq!(back, vec![d.job.clone()]);
+    assert_eq!(q.claim(t0() + ms(30_000), 5, LEASE).await.unwrap().len(), 1);
+    q.delete_namespace().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancel_removes_waiting_jobs_and_flags_leased_ones() {
+    let q = queue();
+    let p = part("acme");
+    let waiting = new_job("acme", "c1", t0() + ms(10_000));
+    let leased = new_job("acme", "c2", t0());
+    q.enqueue_many(&[waiting.clone(), leased.clone()])
+        .await
+        .unwrap();
+    let held = q.claim(t0(), 10, LEASE).await.unwrap().remove(0);
+    let w = q.job_ref(&p, waiting.call, &waiting.customer);
+    assert_eq!(q.cancel(&w).await.unwrap(), Cancel::Removed);
+    assert_eq!(q.cancel(&w).await.unwrap(), Cancel::Unknown);
+    assert_eq!(q.cancel(&held.job).await.unwrap(), Cancel::InFlight);
+    assert_eq!(
+        q.mark_dialing(&held.job, held.token, t0()).await.unwrap(),
+        DialIntent::Cancelled
+    );
+    assert_eq!(
+        q.defer(&held.job, held.token, t0() + ms(5)).await.unwrap(),
+        HandBack::Cancelled
+    );
+    assert_eq!(q.show(&held.job).await.unwrap(), None);
+    assert!(
+        q.claim(t0() + ms(60_000), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    q.delete_namespace().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancel_customer_returns_cancelled_and_in_flight_and_spares_others() {
+    let q = queue();
+    let p = part("acme");
+    let mine: Vec<_> = (0..5)
+        .map(|i| new_job("acme", "alice", t0() + ms(i * 1000)))
+        .collect();
+    let others: Vec<_> = (0..50)
+        .map(|i| new_job("acme", &format!("bob{i}"), t0() + ms(100 + i)))
+        .collect();
+    q.enqueue_many(&mine).await.unwrap();
+    q.enqueue_many(&others).await.unwrap();
+    // alice's first job is leased
+    let held = q
+        .claim_partition(&p, t0(), 1, LEASE)
+        .await
+        .unwrap()
+        .0
+        .remove(0);
+    assert_eq!(held.job.call, mine[0].call);
+    let r = q.cancel_customer(&p, &cust("alice")).await.unwrap();
+    assert_eq!(r.in_flight, vec![mine[0].call]);
+    let mut want: Vec<_> = mine[1..].iter().map(|j| j.call).collect();
+    let mut got = r.cancelled.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    let s = q.stats(&p, t0()).await.unwrap();
+    assert_eq!(s.scheduled + s.due, 50, "other customers' jobs stay");
+    q.delete_namespace().await.unwrap();
+}
+
+#[tokio::test]
+async fn stats_and_pages_list_every_job_in_due_order() {
+    let q = queue();
+    let p = part("acme");
+    // 700 jobs over 500 distinct due times (ties included) spread over several slabs
+    let jobs: Vec<_> = (0..700)
+        .map(|i| {
+            new_job(
+                "acme",
+                &format!("c{i}"),
+                t0() + ms(((i * 7919) % 500) as i64),
+            )
+        })
+        .collect();
+    q.enqueue_many(&jobs).await.unwrap();
+    let s = q.stats(&p, t0() - ms(1)).await.unwrap();
+    assert_eq!(
+        (s.scheduled, s.due, s.leased, s.dead, s.reconcile),
+        (700, 0, 0, 0, 0)
+    );
+    assert_eq!(s.oldest_due, Some(t0()));
+    let mut listed = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = q
+            .list(&p, State::Scheduled, cursor.as_ref(), 64)
+            .await
+            .unwrap();
+        listed.extend(page.items);
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(listed.len(), 700);
+    assert!(
+        listed.windows(2).all(|w| w[0].at <= w[1].at),
+        "ordered by due"
+    );
+    let ids: HashSet<_> = listed.iter().map(|l| l.job.call).collect();
+    assert_eq!(ids.len(), 700);
+    // lateness and due counts after promotion
+    let got = q.claim(t0() + ms(100), 10, LEASE).await.unwrap();
+    assert_eq!(got.len(), 10);
+    let s = q.stats(&p, t0() + ms(300)).await.unwrap();
+    assert_eq!(s.leased, 10);
+    assert_eq!(s.scheduled + s.due + s.leased, 700);
+    assert!(
+        s.lateness >= ms(200),
+        "oldest due job is late: {:?}",
+        s.lateness
+    );
+    let due_page = q.list(&p, State::Due, None, 1000).await.unwrap();
+    assert_eq!(due_page.items.len() as u64, s.due);
+    let leased = q.list(&p, State::Leased, None, 1000).await.unwrap();
+    assert_eq!(leased.items.len(), 10);
+    let view = q.show(&got[0].job).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Leased);
+    assert_eq!(view.lease.unwrap().token, got[0].token);
+    q.delete_namespace().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_throttled_or_capped_partition_never_delays_another() {
+    let q = queue();
+    let (a, b) = (part("big"), part("small"));
+    let big: Vec<_> = (0..2000)
+        .map(|i| new_job("big", &format!("a{i}"), t0() - ms(60_000) + ms(i)))
+        .collect();
+    let small: Vec<_> = (0..10)
+        .map(|i| new_job("small", &format!("b{i}"), t0() + ms(i)))
+        .collect();
+    q.enqueue_many(&big).await.unwrap();
+    q.enqueue_many(&small).await.unwrap();
+    // without a throttle both are served in turn, although "big" is older and larger
+    let got = q.claim(t0() + ms(10), 20, LEASE).await.unwrap();
+    let first = got.iter().filter(|j| j.job.partition == b).count();
+    assert!(
+        first > 0,
+        "the small partition is served in the first claim"
+    );
+    let got = q.claim(t0() + ms(10), 20, LEASE).await.unwrap();
+    let second = got.iter().filter(|j| j.job.partition == b).count();
+    assert_eq!(first + second, 10, "and emptied by the second");
+    // throttled: nothing from "big", and "small" still flows
+    q.throttle(&a, t0() + ms(5_000)).await.unwrap();
+    let more: Vec<_> = (0..10)
+        .map(|i| new_job("small", &format!("c{i}"), t0() + ms(100 + i)))
+        .collect();
+    q.enqueue_many(&more).await.unwrap();
+    let got = q.claim(t0() + ms(200), 50, LEASE).await.unwrap();
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|j| j.job.partition == b));
+    assert_eq!(
+        q.stats(&a, t0() + ms(200)).await.unwrap().throttled_until,
+        Some(t0() + ms(5_000))
+    );
+    // after the throttle: capped at 3 leased jobs
+    q.set_cap(&a, Some(3), t0() + ms(5_000)).await.unwrap();
+    let got = q.claim(t0() + ms(5_000), 50, LEASE).await.unwrap();
+    let from_a: Vec<_> = got.iter().filter(|j| j.job.partition == a).collect();
+    // 20+ were leased before the cap was set: no room
+    assert!(from_a.is_empty());
+    let leased = q.stats(&a, t0() + ms(5_000)).await.unwrap().leased as usize;
+    assert!(leased >= 3);
+    for j in q
+        .list(&a, State::Leased, None, 100)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .take(leased - 2)
+    {
+        let v = q.show(&j.job).await.unwrap().unwrap();
+        assert!(q.ack(&j.job, v.lease.unwrap().token).await.unwrap());
+    }
+    let got = q.claim(t0() + ms(5_001), 50, LEASE).await.unwrap();
+    assert_eq!(
+        got.iter().filter(|j| j.job.partition == a).count(),
+        1,
+        "room for one under the cap of 3"
+    );
+    q.delete_namespace().await.unwrap();
+}
+
+#[tokio::test]
+async fn twenty_thousand_jobs_due_in_the_same_millisecond_stay_claimable() {
+    let q = queue();
+    let p = part("acme");
+    q.enqueue(&new_job("acme", "first", t0() - ms(1)))
+        .await
+        .unwrap();
+    let same: Vec<_> = (0..20_000)
+        .map(|i| new_job("acme", &format!("c{i}"), t0()))
+        .collect();
+    for chunk in same.chunks(1000) {
+        q.enqueue_many(chunk).await.unwrap();
+    }
+    // later dues force the one big slab to split
+    let later: Vec<_> = (0..300)
+        .map(|i| new_job("acme", &format!("d{i}"), t0() + ms(1 + i)))
+        .collect();
+    q.enqueue_many(&later).await.unwrap();
+    q.enqueue(&new_job("acme", "earlier", t0() - ms(2)))
+        .await
+        .unwrap();
+    assert_eq!(q.stats(&p, t0()).await.unwrap().scheduled, 20_302);
+    let mut seen = HashSet::new();
+    loop {
+        let got = q.claim(t0(), 1000, LEASE).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for j in got {
+            assert!(j.due <= t0());
+            assert!(seen.insert(j.job.call));
+        }
+    }
+    assert_eq!(seen.len(), 20_002);
+    let mut n = 0;
+    while !q
+        .claim(t0() + ms(400), 1000, LEASE)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        n += 1;
+    }
+    let s = q.stats(&p, t0() + ms(400)).await.unwrap();
+    assert_eq!((s.scheduled, s.due, s.leased), (0, 0, 20_302));
+    assert!(n >= 1);
+    q.delete_namespace().await.unwrap();
+}
