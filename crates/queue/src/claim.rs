@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 use futures_util::future::join_all;
 
 use crate::{Error, Result};
@@ -91,11 +92,12 @@ impl Queue {
             left -= want;
             wants.push((p, want));
         }
-        // the partitions are independent: claim from them concurrently
+        // the partitions are independent: claim from them concurrently (boxed, so that the
+        // future stays `Send` for callers that spawn it)
         let results = join_all(
             wants
                 .iter()
-                .map(|&(p, want)| self.claim_partition(p, now, want, lease)),
+                .map(|&(p, want)| self.claim_partition(p, now, want, lease).boxed()),
         )
         .await;
         for (&(p, want), r) in wants.iter().zip(results) {

@@ -1,5 +1,6 @@
 //! Enqueueing: idempotent by call id, batched per partition, then the partition index.
 
+use futures_util::FutureExt;
 use std::collections::BTreeMap;
 
 use futures_util::{StreamExt, stream};
@@ -59,41 +60,44 @@ impl Queue {
                 // the script inserts runs of jobs per slab: send each chunk in due order
                 let mut c = c.to_vec();
                 c.sort_by_key(|&i| jobs[i].due);
-                chunks.push((*p, c));
+                chunks.push(((*p).clone(), c));
             }
         }
         let results: Vec<Result<(Vec<usize>, Vec<i64>)>> = stream::iter(chunks)
-            .map(|(p, idx)| async move {
-                let mut args = Vec::with_capacity(1 + idx.len() * 3);
-                let mut keys = Vec::with_capacity(idx.len());
-                args.push(mode.as_bytes().to_vec());
-                for &i in &idx {
-                    let j = &jobs[i];
-                    let bucket = bucket_of(j.customer.as_str(), self.config.buckets);
-                    let mut member = Vec::with_capacity(18);
-                    member.extend_from_slice(j.call.as_uuid().as_bytes());
-                    member.extend_from_slice(&bucket.to_be_bytes());
-                    args.push(member);
-                    let due = ms(j.due);
-                    args.push(due.to_string().into_bytes());
-                    // the row: due as 6 bytes big-endian, then the customer reference
-                    let mut row = Vec::with_capacity(6 + j.customer.as_str().len());
-                    row.extend_from_slice(&due.clamp(0, (1 << 48) - 1).to_be_bytes()[2..]);
-                    row.extend_from_slice(j.customer.as_str().as_bytes());
-                    args.push(row);
-                    keys.push(self.keys.table(p, bucket));
+            .map(|(p, idx)| {
+                async move {
+                    let mut args = Vec::with_capacity(1 + idx.len() * 3);
+                    let mut keys = Vec::with_capacity(idx.len());
+                    args.push(mode.as_bytes().to_vec());
+                    for &i in &idx {
+                        let j = &jobs[i];
+                        let bucket = bucket_of(j.customer.as_str(), self.config.buckets);
+                        let mut member = Vec::with_capacity(18);
+                        member.extend_from_slice(j.call.as_uuid().as_bytes());
+                        member.extend_from_slice(&bucket.to_be_bytes());
+                        args.push(member);
+                        let due = ms(j.due);
+                        args.push(due.to_string().into_bytes());
+                        // the row: due as 6 bytes big-endian, then the customer reference
+                        let mut row = Vec::with_capacity(6 + j.customer.as_str().len());
+                        row.extend_from_slice(&due.clamp(0, (1 << 48) - 1).to_be_bytes()[2..]);
+                        row.extend_from_slice(j.customer.as_str().as_bytes());
+                        args.push(row);
+                        keys.push(self.keys.table(&p, bucket));
+                    }
+                    let v = self
+                        .eval_keys("enqueue", &SCRIPTS.enqueue, &p, &keys, &args)
+                        .await?;
+                    let codes: Vec<i64> = array(&v).iter().filter_map(int).collect();
+                    if codes.len() != idx.len() {
+                        return Err(Error::Reply {
+                            script: "enqueue",
+                            what: format!("{} codes for {} jobs", codes.len(), idx.len()),
+                        });
+                    }
+                    Ok((idx, codes))
                 }
-                let v = self
-                    .eval_keys("enqueue", &SCRIPTS.enqueue, p, &keys, &args)
-                    .await?;
-                let codes: Vec<i64> = array(&v).iter().filter_map(int).collect();
-                if codes.len() != idx.len() {
-                    return Err(Error::Reply {
-                        script: "enqueue",
-                        what: format!("{} codes for {} jobs", codes.len(), idx.len()),
-                    });
-                }
-                Ok((idx, codes))
+                .boxed()
             })
             .buffer_unordered(8)
             .collect()

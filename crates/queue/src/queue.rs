@@ -1,5 +1,6 @@
 //! The queue: every state transition, each one Lua script on one partition's keys.
 
+use futures_util::FutureExt;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -199,23 +200,26 @@ impl Queue {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let calls = pieces.into_iter().map(|(p, idx)| async move {
-            let mut args = Vec::with_capacity(idx.len() * 2);
-            let mut keys = Vec::with_capacity(idx.len());
-            for &i in &idx {
-                args.push(jobs[i].0.member());
-                args.push(jobs[i].1.to_string().into_bytes());
-                keys.push(self.keys.table(p, jobs[i].0.bucket));
+        let calls = pieces.into_iter().map(|(p, idx)| {
+            async move {
+                let mut args = Vec::with_capacity(idx.len() * 2);
+                let mut keys = Vec::with_capacity(idx.len());
+                for &i in &idx {
+                    args.push(jobs[i].0.member());
+                    args.push(jobs[i].1.to_string().into_bytes());
+                    keys.push(self.keys.table(p, jobs[i].0.bucket));
+                }
+                let v = self.eval_keys("ack", &SCRIPTS.ack, p, &keys, &args).await?;
+                let a: Vec<i64> = array(&v).iter().filter_map(int).collect();
+                if a.len() != idx.len() + 1 {
+                    return Err(Error::Reply {
+                        script: "ack",
+                        what: format!("{} values for {} jobs", a.len(), idx.len()),
+                    });
+                }
+                Ok((p, idx, a))
             }
-            let v = self.eval_keys("ack", &SCRIPTS.ack, p, &keys, &args).await?;
-            let a: Vec<i64> = array(&v).iter().filter_map(int).collect();
-            if a.len() != idx.len() + 1 {
-                return Err(Error::Reply {
-                    script: "ack",
-                    what: format!("{} values for {} jobs", a.len(), idx.len()),
-                });
-            }
-            Ok((p, idx, a))
+            .boxed()
         });
         for r in futures_util::future::join_all(calls).await {
             let (p, idx, a) = r?;

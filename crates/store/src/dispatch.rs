@@ -116,6 +116,17 @@ fn entry(
     }
 }
 
+/// company, customer, schedule, due time, schedule type, active, loan of a held call.
+type HeldRow = (
+    Uuid,
+    String,
+    Uuid,
+    DateTime<Utc>,
+    String,
+    bool,
+    Option<String>,
+);
+
 /// attempt id, company, customer, due time, schedule, attempt start.
 type EndedRow = (Uuid, Uuid, String, DateTime<Utc>, Uuid, DateTime<Utc>);
 
@@ -329,6 +340,154 @@ impl Store {
             .into_iter()
             .map(|(call, attempt)| (CallId::from_uuid(call), attempt))
             .collect())
+    }
+
+    /// Withdraws a dial intent the provider never acted on (it refused the request without
+    /// placing a call: a 429, or its credentials were refused): the attempt row goes and the
+    /// call is `scheduled` again at `due_at`, no attempt consumed.
+    pub async fn withdraw_intent(
+        &self,
+        call: CallId,
+        token: LeaseToken,
+        attempt: AttemptNo,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let held: Option<(i32,)> = sqlx::query_as(
+            "SELECT attempts FROM scheduled_calls
+             WHERE id = $1 AND lease_token = $2 AND status = 'dialing' FOR UPDATE",
+        )
+        .bind(*call.as_uuid())
+        .bind(token.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        held.ok_or(Error::Fenced)?;
+        sqlx::query("DELETE FROM call_attempts WHERE scheduled_call_id = $1 AND attempt = $2")
+            .bind(*call.as_uuid())
+            .bind(i32::try_from(attempt.get()).map_err(|_| corrupt("attempts"))?)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.release(call, token, due_at, Event::HandedBack, vec![], now)
+            .await
+    }
+
+    /// A held call as [`Store::claim_calls`] would have returned it, for the recovery path
+    /// (its worker died); `None` if `token` no longer holds it.
+    pub async fn claimed_view(
+        &self,
+        call: CallId,
+        token: LeaseToken,
+        attempt: AttemptNo,
+    ) -> Result<Option<ClaimedCall>> {
+        let row: Option<HeldRow> = sqlx::query_as(
+            "SELECT sc.company_id, sc.customer_id, sc.schedule_id, sc.due_at,
+                        s.schedule_type, s.active, s.loan_id
+                 FROM scheduled_calls sc JOIN schedules s ON s.id = sc.schedule_id
+                 WHERE sc.id = $1 AND sc.lease_token = $2
+                   AND sc.status IN ('dialing', 'in_progress')",
+        )
+        .bind(*call.as_uuid())
+        .bind(token.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((company, customer, schedule, due_at, kind, active, loan)) = row else {
+            return Ok(None);
+        };
+        let mut conn = self.pool.acquire().await?;
+        let customers = customers_by_key(&mut conn, &[(company, customer.clone())]).await?;
+        let customer = customers
+            .get(&(company, customer))
+            .cloned()
+            .ok_or_else(|| corrupt("customer_id"))?;
+        Ok(Some(ClaimedCall {
+            id: call,
+            company: CompanyId::from_uuid(company),
+            customer,
+            schedule_id: ScheduleId::from_uuid(schedule),
+            schedule_type: serde_json::from_value(serde_json::Value::String(kind))
+                .map_err(|_| corrupt("schedule_type"))?,
+            schedule_active: active,
+            loan_id: loan,
+            due_at,
+            attempt,
+            token,
+        }))
+    }
+
+    /// A schedule's cadence definition and how many calls it has placed so far.
+    pub async fn schedule_progress(
+        &self,
+        schedule: ScheduleId,
+    ) -> Result<(outdial_domain::schedule::CadenceDef, u32)> {
+        let row: Option<(serde_json::Value, i64)> = sqlx::query_as(
+            "SELECT s.cadence, (SELECT count(*) FROM call_attempts a
+                                JOIN scheduled_calls sc ON sc.id = a.scheduled_call_id
+                                WHERE sc.schedule_id = s.id)
+             FROM schedules s WHERE s.id = $1",
+        )
+        .bind(*schedule.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        let (cadence, used) = row.ok_or(Error::NotFound { what: "schedule" })?;
+        let cadence = serde_json::from_value(cadence).map_err(|_| Error::Corrupt {
+            what: "schedule",
+            column: "cadence",
+        })?;
+        Ok((cadence, u32::try_from(used).unwrap_or(u32::MAX)))
+    }
+
+    /// Calls in `dialing` or `in_progress` whose lease ran out before `now` (their worker
+    /// died): with the attempt they were on and whether its dial intent was recorded.
+    pub async fn stale_calls(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(CallId, LeaseToken, AttemptNo, bool)>> {
+        let rows: Vec<(Uuid, i64, i32, bool)> = sqlx::query_as(
+            "SELECT sc.id, sc.lease_token, sc.attempts + 1 - (sc.status = 'in_progress')::int,
+                    EXISTS (SELECT 1 FROM call_attempts a WHERE a.scheduled_call_id = sc.id
+                            AND a.attempt = sc.attempts + 1 - (sc.status = 'in_progress')::int)
+             FROM scheduled_calls sc
+             WHERE sc.status IN ('dialing', 'in_progress') AND sc.lease_expires_at < $1
+             ORDER BY sc.lease_expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, token, attempt, intent)| {
+                let attempt = u32::try_from(attempt)
+                    .ok()
+                    .and_then(AttemptNo::new)
+                    .ok_or_else(|| corrupt("attempts"))?;
+                Ok((CallId::from_uuid(id), LeaseToken(token), attempt, intent))
+            })
+            .collect()
+    }
+
+    /// Extends the lease on calls a worker still holds.
+    pub async fn renew_leases(
+        &self,
+        calls: &[(CallId, LeaseToken)],
+        until: DateTime<Utc>,
+    ) -> Result<()> {
+        let ids: Vec<Uuid> = calls.iter().map(|(c, _)| *c.as_uuid()).collect();
+        let tokens: Vec<i64> = calls.iter().map(|(_, t)| t.0).collect();
+        sqlx::query(
+            "UPDATE scheduled_calls sc SET lease_expires_at = $3
+             FROM unnest($1::uuid[], $2::bigint[]) AS l(id, token)
+             WHERE sc.id = l.id AND sc.lease_token = l.token
+               AND sc.status IN ('dialing', 'in_progress')",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// The provider accepted the call: `in_progress`, the attempt consumed.

@@ -49,6 +49,29 @@ impl Store {
             .collect()
     }
 
+    /// One pending call, `None` if it is not pending.
+    pub async fn pending_call(&self, call: CallId) -> Result<Option<PendingCall>> {
+        let row: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT company_id, customer_id, due_at FROM scheduled_calls
+             WHERE id = $1 AND status = 'scheduled'",
+        )
+        .bind(*call.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(company, customer, due_at)| {
+            Ok(PendingCall {
+                call,
+                company: CompanyId::from_uuid(company),
+                customer: customer.parse().map_err(|_| Error::Corrupt {
+                    what: "scheduled call",
+                    column: "customer_id",
+                })?,
+                due_at,
+            })
+        })
+        .transpose()
+    }
+
     /// Which of `calls` are not pending any more (finished, cancelled, blocked, expired) or
     /// do not exist. Calls a worker holds (`dialing`, `in_progress`) are still live.
     pub async fn settled_among(&self, calls: &[CallId]) -> Result<Vec<CallId>> {

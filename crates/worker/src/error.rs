@@ -1,0 +1,23 @@
+//! The worker's one error type.
+
+/// Why a worker step failed. Every variant is transient from the loop's point of view: the
+/// loop logs it, backs off and goes on (a call is never lost: Postgres holds it and the
+/// reconciler re-enqueues it).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Postgres.
+    #[error("store: {0}")]
+    Store(#[from] outdial_store::Error),
+    /// Redis (queue).
+    #[error("queue: {0}")]
+    Queue(#[from] outdial_queue::Error),
+    /// Redis (rate limits).
+    #[error("limits: {0}")]
+    Limits(#[from] outdial_dialer::Error),
+    /// A stored cadence no longer parses.
+    #[error("cadence: {0}")]
+    Cadence(#[from] outdial_domain::schedule::CadenceError),
+}
+
+/// The worker's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

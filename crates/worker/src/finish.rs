@@ -1,0 +1,151 @@
+//! Recording a finished call: the follow-ups its flags and the retry rule demand (computed
+//! by `outdial_domain::follow_up` against the policy), written with the result and the
+//! webhook event in one transaction, then mirrored in the queue (cancelled calls removed,
+//! new and moved calls enqueued).
+
+use chrono::{DateTime, Utc};
+use outdial_dialer::ProviderCall;
+use outdial_domain::follow_up::{Context, follow_ups};
+use outdial_domain::policy::Contact;
+use outdial_domain::schedule::Cadence;
+use outdial_domain::{AttemptNo, AttemptOutcome, Flag};
+use outdial_queue::NewJob;
+use outdial_store::{Applied, CallResult, ClaimedCall, LeaseToken};
+
+use crate::Result;
+use crate::dispatch::{Dispatcher, partition};
+
+/// How a call ended, as the worker records it.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub outcome: AttemptOutcome,
+    pub provider_ref: Option<String>,
+    pub transcript: Option<String>,
+    pub recording_url: Option<String>,
+    pub flags: Vec<Flag>,
+    pub ended_at: DateTime<Utc>,
+}
+
+impl Ended {
+    /// From an ended provider call (a missing result counts as a failed call).
+    pub fn from_provider(call: &ProviderCall, now: DateTime<Utc>) -> Self {
+        let ended_at = call.ended_at.unwrap_or(now);
+        match &call.result {
+            Some(r) => Ended {
+                outcome: r.outcome,
+                provider_ref: Some(call.id.clone()),
+                transcript: r.transcript.clone(),
+                recording_url: r.recording_url.clone(),
+                flags: r.flags.clone(),
+                ended_at,
+            },
+            None => Ended {
+                outcome: AttemptOutcome::Failed,
+                provider_ref: Some(call.id.clone()),
+                transcript: None,
+                recording_url: None,
+                flags: vec![],
+                ended_at,
+            },
+        }
+    }
+}
+
+/// Records `ended` for attempt `attempt` of `call` (fenced by `token`; `None` on the
+/// recovery path) with its follow-ups, and mirrors the follow-ups in the queue.
+pub async fn finish(
+    d: &Dispatcher,
+    call: &ClaimedCall,
+    token: Option<LeaseToken>,
+    attempt: AttemptNo,
+    ended: &Ended,
+) -> Result<Applied> {
+    let now = d.clock.now();
+    let customer = call.customer.id.as_str();
+    let (def, used) = d.store.schedule_progress(call.schedule_id).await?;
+    let cadence = Cadence::parse(&def)?;
+    let mut history = d.store.contacts(call.company, customer).await?;
+    // This attempt, as the caps will count it once stored.
+    if let Some(c) = history
+        .iter_mut()
+        .rev()
+        .find(|c| c.at <= now && c.number.as_deref() == Some(call.customer.phone.as_e164()))
+    {
+        c.kind = ended.outcome.contact_kind(&ended.flags);
+    } else {
+        history.push(Contact {
+            at: now,
+            debt: call.loan_id.clone(),
+            number: Some(call.customer.phone.as_e164().to_owned()),
+            kind: ended.outcome.contact_kind(&ended.flags),
+        });
+    }
+    let pending = d.store.pending_due_times(call.company, customer).await?;
+    let candidates = call.customer.candidates();
+    let policy = d.rules.prepare(&candidates, call.schedule_type.purpose());
+    let mut subject = call.customer.subject();
+    if call.loan_id.is_some() {
+        subject.debt = call.loan_id.as_deref();
+    }
+    let plan = follow_ups(
+        ended.outcome,
+        &ended.flags,
+        &Context {
+            policy: &policy,
+            subject,
+            history: &history,
+            schedule_type: call.schedule_type,
+            retry: cadence.retry,
+            max_attempts: cadence.max_attempts,
+            attempts_used: used,
+            pending: &pending,
+        },
+        now,
+    );
+    let applied = d
+        .store
+        .record_result(
+            call.id,
+            token,
+            attempt,
+            &CallResult {
+                outcome: ended.outcome,
+                provider_ref: ended.provider_ref.as_deref(),
+                transcript: ended.transcript.as_deref(),
+                recording_url: ended.recording_url.as_deref(),
+                flags: &ended.flags,
+                ended_at: ended.ended_at,
+            },
+            &plan,
+            now,
+        )
+        .await?;
+    tracing::info!(
+        outcome = ended.outcome.as_str(),
+        flags = ?ended.flags,
+        cancelled = applied.cancelled.len(),
+        created = applied.created.len(),
+        deferred = applied.deferred.len(),
+        "call ended"
+    );
+    let part = partition(call.company)?;
+    for id in &applied.cancelled {
+        let job = d.queue.job_ref(&part, *id, &call.customer.id);
+        d.queue.cancel(&job).await?;
+    }
+    let jobs: Vec<NewJob> = applied
+        .created
+        .iter()
+        .chain(&applied.deferred)
+        .map(|(id, due)| NewJob {
+            call: *id,
+            partition: part.clone(),
+            customer: call.customer.id.clone(),
+            due: *due,
+        })
+        .collect();
+    if !jobs.is_empty() {
+        d.queue.enqueue_many(&jobs).await?;
+    }
+    Ok(applied)
+}

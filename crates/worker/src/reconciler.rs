@@ -1,0 +1,136 @@
+//! Keeping Redis honest against Postgres, and recovering calls whose worker died.
+//!
+//! Every period: [`Queue::reconcile`] with the store as the [`Truth`] (pending rows missing
+//! from Redis are enqueued, jobs whose rows are settled are dropped), then the calls whose
+//! Postgres lease ran out: without a dial intent they are handed back (no attempt consumed);
+//! with one, the provider is asked about the idempotency key — an ended call's result is
+//! recorded, a live one is left for the next pass, and a key the provider never saw means
+//! nothing was placed, so the intent is withdrawn and the call is due again. Never a blind
+//! re-dial.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use outdial_dialer::IdempotencyKey;
+use outdial_domain::CallId;
+use outdial_domain::scheduled_call::Event;
+use outdial_queue::{NewJob, ScheduledRow, Truth};
+use outdial_store::Store;
+use tokio::sync::watch;
+
+use crate::Result;
+use crate::dispatch::{Dispatcher, partition};
+use crate::finish::{Ended, finish};
+
+/// The store as the queue's system of record.
+#[derive(Debug, Clone)]
+pub struct StoreTruth(pub Store);
+
+impl Truth for StoreTruth {
+    type Error = outdial_store::Error;
+
+    async fn scheduled_page(
+        &self,
+        after: Option<CallId>,
+        limit: usize,
+    ) -> Result<Vec<ScheduledRow>, Self::Error> {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let rows = self.0.pending_page(after, limit).await?;
+        rows.into_iter()
+            .map(|p| {
+                Ok(ScheduledRow {
+                    call: p.call,
+                    partition: outdial_queue::Partition::new(&p.company.to_string()).map_err(
+                        |_| outdial_store::Error::Corrupt {
+                            what: "scheduled call",
+                            column: "company_id",
+                        },
+                    )?,
+                    customer: p.customer,
+                    due: p.due_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn terminal(&self, calls: &[CallId]) -> Result<Vec<CallId>, Self::Error> {
+        self.0.settled_among(calls).await
+    }
+}
+
+/// Reconciles and recovers every `period` until `shutdown` turns true.
+pub async fn run(d: Arc<Dispatcher>, period: Duration, mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if let Err(e) = pass(&d).await {
+            tracing::warn!(error = %e, "reconcile pass failed");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// One reconcile and recovery pass.
+pub async fn pass(d: &Dispatcher) -> Result<()> {
+    let now = d.clock.now();
+    let done = d
+        .queue
+        .reconcile(&StoreTruth(d.store.clone()), now, 1000)
+        .await?;
+    if done.restored > 0 || done.dropped > 0 {
+        tracing::info!(
+            restored = done.restored,
+            dropped = done.dropped,
+            "queue reconciled"
+        );
+    }
+    for (call, token, attempt, intent) in d.store.stale_calls(now, 200).await? {
+        if !intent {
+            d.store
+                .release(call, token, now, Event::HandedBack, vec![], now)
+                .await?;
+            requeue(d, call, now).await?;
+            continue;
+        }
+        let key = IdempotencyKey::for_attempt(call, attempt);
+        match d.dialer.lookup(&key).await {
+            Ok(Some(found)) if found.is_ended() => {
+                let Some(claimed) = d.store.claimed_view(call, token, attempt).await? else {
+                    continue;
+                };
+                let ended = Ended::from_provider(&found, now);
+                finish(d, &claimed, None, attempt, &ended).await?;
+                tracing::info!(call.id = %call, "recovered the result of a call whose worker died");
+            }
+            Ok(Some(_)) => {
+                // Still live at the provider: look again next pass.
+                let until = now + chrono::Duration::seconds(30);
+                d.store.renew_leases(&[(call, token)], until).await?;
+            }
+            Ok(None) => {
+                d.store
+                    .withdraw_intent(call, token, attempt, now, now)
+                    .await?;
+                requeue(d, call, now).await?;
+                tracing::info!(call.id = %call, "the provider never received the call; due again");
+            }
+            Err(e) => tracing::warn!(call.id = %call, error = %e, "lookup failed; next pass"),
+        }
+    }
+    Ok(())
+}
+
+async fn requeue(d: &Dispatcher, call: CallId, due: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    if let Some(row) = d.store.pending_call(call).await? {
+        d.queue
+            .enqueue_many(&[NewJob {
+                call,
+                partition: partition(row.company)?,
+                customer: row.customer,
+                due,
+            }])
+            .await?;
+    }
+    Ok(())
+}
