@@ -72,6 +72,8 @@ impl HttpDialer {
             .use_rustls_tls()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
+            // A place request is never replayed elsewhere behind our back.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(Error::HttpClient)?;
         Ok(Self {
