@@ -49,11 +49,21 @@ impl HttpDialerConfig {
 }
 
 /// A provider over HTTP: `POST /calls` with an `Idempotency-Key`, `GET /calls/by-key/{key}`.
-#[derive(Debug, Clone)]
+/// `Debug` hides the token.
+#[derive(Clone)]
 pub struct HttpDialer {
     http: reqwest::Client,
     base: String,
     token: String,
+}
+
+impl fmt::Debug for HttpDialer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpDialer")
+            .field("base", &self.base)
+            .field("token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 /// Default wait when a 429 carries no readable `Retry-After`.

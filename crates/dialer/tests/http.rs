@@ -303,3 +303,29 @@ async fn call_events_reach_the_callback_signed_and_a_refused_delivery_is_retried
         "one refused delivery, retried once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_http_places_under_one_key_make_exactly_one_call() {
+    let provider = Provider::start(SimConfig::new(6).instant(), None).await;
+    let dialer = provider.dialer(FAST);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let dialer = dialer.clone();
+            tokio::spawn(async move { dialer.place(request("race:1", 7, "acme")).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut fresh = 0;
+    for task in tasks {
+        let placed = task.await.unwrap().unwrap();
+        fresh += usize::from(!placed.replayed);
+        ids.push(placed.call.id);
+    }
+    assert_eq!(fresh, 1);
+    assert!(ids.iter().all(|id| *id == ids[0]));
+    let stats = provider.stats().await;
+    assert_eq!(stats.calls_created(), 1);
+    assert_eq!(stats.max_place_requests(), 16);
+    assert!(format!("{dialer:?}").contains("<redacted>"));
+    assert!(!format!("{dialer:?}").contains(TOKEN));
+}

@@ -510,3 +510,80 @@ async fn a_renewed_slot_stays_held_and_a_released_one_is_free_at_once() {
         SlotGrant::Acquired { live: 1 }
     );
 }
+
+#[tokio::test]
+async fn a_provider_429_slows_that_company_in_every_process_and_consumes_no_attempt() {
+    use outdial_dialer::{DialContext, DialRequest, Dialer, Fault, SimConfig, Simulator};
+
+    let clock = manual();
+    let ns = namespace();
+    // Two worker processes: separate connections, same namespace.
+    let (worker_a, worker_b) = (
+        limits_at(&ns, clock.clone()).await,
+        limits_at(&ns, clock.clone()).await,
+    );
+    let sim = Simulator::new(SimConfig::new(9).instant(), clock.clone());
+    let (throttled, other) = (company("throttled-co"), company("other-co"));
+    sim.inject(Fault::RateLimit {
+        company: throttled.clone(),
+        retry_after: Duration::from_secs(5),
+        times: 1,
+    });
+    let rates = CallLimits {
+        company: per_second(10),
+        caller_id: None,
+    };
+
+    assert_eq!(
+        worker_a
+            .admit(&throttled, &number(1), &rates)
+            .await
+            .unwrap(),
+        Admission::Admitted
+    );
+    let request = DialRequest {
+        key: key("c1:1"),
+        to: number(11),
+        caller_id: number(1),
+        company: throttled.clone(),
+        context: DialContext::default(),
+    };
+    let err = sim.place(request.clone()).await.unwrap_err();
+    let retry_after = err.retry_after().expect("a 429");
+    assert!(!err.consumes_attempt());
+    let until = clock.now() + chrono::Duration::from_std(retry_after).unwrap();
+    worker_a.slow_down(&throttled, until).await.unwrap();
+
+    assert_eq!(
+        worker_b
+            .admit(&throttled, &number(2), &rates)
+            .await
+            .unwrap(),
+        Admission::Wait {
+            until,
+            reason: Throttle::SlowedDown
+        }
+    );
+    assert_eq!(
+        worker_b.admit(&other, &number(3), &rates).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        sim.lookup(&request.key).await.unwrap(),
+        None,
+        "nothing was dialed"
+    );
+
+    clock.advance(chrono::Duration::seconds(5));
+    assert_eq!(
+        worker_b
+            .admit(&throttled, &number(2), &rates)
+            .await
+            .unwrap(),
+        Admission::Admitted
+    );
+    assert!(
+        !sim.place(request).await.unwrap().replayed,
+        "the same attempt is placed later"
+    );
+}
