@@ -23,6 +23,10 @@ pub struct HttpDialerConfig {
     pub timeout: Duration,
     /// Connection set-up timeout.
     pub connect_timeout: Duration,
+    /// Where the provider should send this deployment's call events (outdial's signed
+    /// callback route), sent with every call as `callbackUrl`; `None`: the provider's
+    /// account-level setting applies.
+    pub callback_url: Option<String>,
 }
 
 impl fmt::Debug for HttpDialerConfig {
@@ -32,6 +36,7 @@ impl fmt::Debug for HttpDialerConfig {
             .field("api_token", &"<redacted>")
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("callback_url", &self.callback_url)
             .finish()
     }
 }
@@ -44,6 +49,7 @@ impl HttpDialerConfig {
             api_token: api_token.into(),
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
+            callback_url: None,
         }
     }
 }
@@ -55,6 +61,7 @@ pub struct HttpDialer {
     http: reqwest::Client,
     base: String,
     token: String,
+    callback_url: Option<String>,
 }
 
 impl fmt::Debug for HttpDialer {
@@ -90,6 +97,7 @@ impl HttpDialer {
             http,
             base,
             token: config.api_token,
+            callback_url: config.callback_url,
         })
     }
 }
@@ -153,7 +161,10 @@ impl Dialer for HttpDialer {
             .post(format!("{}/calls", self.base))
             .bearer_auth(&self.token)
             .header(IDEMPOTENCY_KEY_HEADER, request.key.as_str())
-            .json(&PlaceCallBody::from_request(&request))
+            .json(&PlaceCallBody::from_request(
+                &request,
+                self.callback_url.clone(),
+            ))
             .send()
             .await
             .map_err(|e| transport(&e))?;

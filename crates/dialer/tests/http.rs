@@ -271,10 +271,14 @@ async fn call_events_reach_the_callback_signed_and_a_refused_delivery_is_retried
         },
         ..SimConfig::new(5)
     };
-    let provider = Provider::start(config, Some(hook)).await;
+    // No server-wide callback: the adapter names outdial's route with each call.
+    let provider = Provider::start(config, None).await;
+    let mut with_callback = HttpDialerConfig::new(provider.url(), TOKEN);
+    with_callback.callback_url = Some(hook);
+    let dialer = HttpDialer::new(with_callback).unwrap();
     let req = request("evt:1", 6, "acme");
     provider.sim.script(&req.to, Scenario::RightPartyContact);
-    let placed = provider.dialer(FAST).place(req).await.unwrap();
+    let placed = dialer.place(req).await.unwrap();
 
     let wait = Duration::from_secs(10);
     let mut got = Vec::new();
