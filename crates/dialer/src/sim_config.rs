@@ -12,7 +12,8 @@ pub enum Timing {
     /// Calls ring, are answered, talk and end over time.
     Realistic {
         /// Ring time of an answered call is uniform in `ring_min..=ring_max`; a call nobody
-        /// answers rings for `ring_max`; busy and failed calls end within 1-4 s.
+        /// answers rings for `ring_max`; busy and failed calls end within 1-4 s (capped by
+        /// `ring_min` and `ring_max`).
         ring_min: Duration,
         /// See `ring_min`.
         ring_max: Duration,

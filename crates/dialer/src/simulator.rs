@@ -265,8 +265,17 @@ impl Simulator {
         let (ring, talk) = match (&config.timing, scenario.pickup()) {
             (Timing::Instant, _) => (Duration::ZERO, Duration::ZERO),
             (Timing::Realistic { ring_max, .. }, Pickup::RingsOut) => (*ring_max, Duration::ZERO),
-            (Timing::Realistic { .. }, Pickup::Short) => (
-                uniform(draws.0[1], Duration::from_secs(1), Duration::from_secs(4)),
+            (
+                Timing::Realistic {
+                    ring_min, ring_max, ..
+                },
+                Pickup::Short,
+            ) => (
+                uniform(
+                    draws.0[1],
+                    (*ring_min).min(Duration::from_secs(1)),
+                    (*ring_max).min(Duration::from_secs(4)),
+                ),
                 Duration::ZERO,
             ),
             (
