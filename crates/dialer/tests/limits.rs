@@ -599,3 +599,53 @@ async fn a_provider_429_slows_that_company_in_every_process_and_consumes_no_atte
         "the same attempt is placed later"
     );
 }
+
+#[tokio::test]
+async fn a_burst_is_admitted_at_once_then_calls_are_spaced_by_the_interval() {
+    let clock = manual();
+    let limits = limits_at(&namespace(), clock.clone()).await;
+    let co = company("burst-co");
+    let rates = CallLimits {
+        company: per_second(10).with_burst(NonZeroU32::new(3).expect("3")),
+        caller_id: None,
+    };
+    let t0 = clock.now();
+    for _ in 0..3 {
+        assert_eq!(
+            limits.admit(&co, &number(1), &rates).await.unwrap(),
+            Admission::Admitted
+        );
+    }
+    let ms = chrono::Duration::milliseconds;
+    assert_eq!(
+        limits.admit(&co, &number(1), &rates).await.unwrap(),
+        Admission::Wait {
+            until: t0 + ms(100),
+            reason: Throttle::Rate
+        }
+    );
+    clock.set(t0 + ms(100));
+    assert_eq!(
+        limits.admit(&co, &number(1), &rates).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        limits.admit(&co, &number(1), &rates).await.unwrap(),
+        Admission::Wait {
+            until: t0 + ms(200),
+            reason: Throttle::Rate
+        }
+    );
+    // Idle for a while: the burst is available again, never more.
+    clock.set(t0 + ms(10_000));
+    for _ in 0..3 {
+        assert_eq!(
+            limits.admit(&co, &number(1), &rates).await.unwrap(),
+            Admission::Admitted
+        );
+    }
+    assert!(matches!(
+        limits.admit(&co, &number(1), &rates).await.unwrap(),
+        Admission::Wait { .. }
+    ));
+}
