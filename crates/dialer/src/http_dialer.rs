@@ -23,6 +23,10 @@ pub struct HttpDialerConfig {
     pub timeout: Duration,
     /// Connection set-up timeout.
     pub connect_timeout: Duration,
+    /// Where the provider should send this deployment's call events (outdial's signed
+    /// callback route), sent with every call as `callbackUrl`; `None`: the provider's
+    /// account-level setting applies.
+    pub callback_url: Option<String>,
 }
 
 impl fmt::Debug for HttpDialerConfig {
@@ -32,6 +36,7 @@ impl fmt::Debug for HttpDialerConfig {
             .field("api_token", &"<redacted>")
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("callback_url", &self.callback_url)
             .finish()
     }
 }
@@ -44,16 +49,28 @@ impl HttpDialerConfig {
             api_token: api_token.into(),
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
+            callback_url: None,
         }
     }
 }
 
 /// A provider over HTTP: `POST /calls` with an `Idempotency-Key`, `GET /calls/by-key/{key}`.
-#[derive(Debug, Clone)]
+/// `Debug` hides the token.
+#[derive(Clone)]
 pub struct HttpDialer {
     http: reqwest::Client,
     base: String,
     token: String,
+    callback_url: Option<String>,
+}
+
+impl fmt::Debug for HttpDialer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpDialer")
+            .field("base", &self.base)
+            .field("token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 /// Default wait when a 429 carries no readable `Retry-After`.
@@ -72,12 +89,15 @@ impl HttpDialer {
             .use_rustls_tls()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
+            // A place request is never replayed elsewhere behind our back.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(Error::HttpClient)?;
         Ok(Self {
             http,
             base,
             token: config.api_token,
+            callback_url: config.callback_url,
         })
     }
 }
@@ -141,7 +161,10 @@ impl Dialer for HttpDialer {
             .post(format!("{}/calls", self.base))
             .bearer_auth(&self.token)
             .header(IDEMPOTENCY_KEY_HEADER, request.key.as_str())
-            .json(&PlaceCallBody::from_request(&request))
+            .json(&PlaceCallBody::from_request(
+                &request,
+                self.callback_url.clone(),
+            ))
             .send()
             .await
             .map_err(|e| transport(&e))?;

@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -177,12 +178,12 @@ fn idempotency_key(
 async fn place_call(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Option<Json<PlaceCallBody>>,
+    body: Result<Json<PlaceCallBody>, JsonRejection>,
 ) -> Response {
     if !authorized(&headers, &state.token) {
         return unauthorized();
     }
-    let Some(Json(body)) = body else {
+    let Ok(Json(body)) = body else {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",

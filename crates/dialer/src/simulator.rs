@@ -7,14 +7,13 @@
 //! derived from the time elapsed since it was placed), so `start_paused` tests drive it;
 //! timestamps come from the [`Clock`] given at construction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use outdial_domain::Clock;
-use serde::{Deserialize, Serialize};
+use outdial_domain::{Clock, PhoneNumber};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -22,162 +21,9 @@ use tokio::time::Instant;
 use crate::callback::{CallEvent, EventKind};
 use crate::scenario::Pickup;
 use crate::{
-    CallResult, CallState, CompanyRef, DialError, DialRequest, Dialer, IdempotencyKey, OutcomeMix,
-    Placed, ProviderCall, Scenario, Unavailable,
+    CallResult, CallState, CompanyRef, DialError, DialRequest, Dialer, Fault, IdempotencyKey,
+    KeyStats, OutcomeMix, Placed, ProviderCall, Scenario, SimConfig, SimStats, Timing, Unavailable,
 };
-
-/// How long simulated calls take.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Timing {
-    /// Every call has ended by the time `place` returns (benchmarks).
-    Instant,
-    /// Calls ring, are answered, talk and end over time.
-    Realistic {
-        /// Ring time of an answered call is uniform in `ring_min..=ring_max`; a call nobody
-        /// answers rings for `ring_max`; busy and failed calls end within 1-4 s.
-        ring_min: Duration,
-        /// See `ring_min`.
-        ring_max: Duration,
-        /// Talk time of an answered call is uniform in `talk_min..=talk_max`.
-        talk_min: Duration,
-        /// See `talk_min`.
-        talk_max: Duration,
-    },
-}
-
-impl Timing {
-    /// Ring 5-30 s, talk 15-180 s.
-    pub fn realistic() -> Self {
-        Timing::Realistic {
-            ring_min: Duration::from_secs(5),
-            ring_max: Duration::from_secs(30),
-            talk_min: Duration::from_secs(15),
-            talk_max: Duration::from_secs(180),
-        }
-    }
-}
-
-/// The simulator's settings.
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// Same seed, same key: same call.
-    pub seed: u64,
-    /// How long calls take.
-    pub timing: Timing,
-    /// The mix for calls whose task type mentions `verif`.
-    pub verification: OutcomeMix,
-    /// The mix for every other call.
-    pub collections: OutcomeMix,
-    /// Recording URLs are `{recording_base_url}/recordings/{call id}.mp3`.
-    pub recording_base_url: String,
-}
-
-impl SimConfig {
-    /// Realistic timing, the default mixes.
-    pub fn new(seed: u64) -> Self {
-        Self {
-            seed,
-            timing: Timing::realistic(),
-            verification: OutcomeMix::verification(),
-            collections: OutcomeMix::collections(),
-            recording_base_url: "https://recordings.sim.invalid".to_owned(),
-        }
-    }
-
-    /// Calls end as soon as they are placed.
-    #[must_use]
-    pub fn instant(mut self) -> Self {
-        self.timing = Timing::Instant;
-        self
-    }
-
-    /// Every call, whatever its task type, draws from `mix`.
-    #[must_use]
-    pub fn with_mix(mut self, mix: OutcomeMix) -> Self {
-        self.verification = mix.clone();
-        self.collections = mix;
-        self
-    }
-}
-
-/// A failure the simulator injects into the next place requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// Answer the next `times` place requests of `company` with 429 + `Retry-After`; no call
-    /// is created. Other companies are unaffected.
-    RateLimit {
-        /// The throttled company.
-        company: CompanyRef,
-        /// The wait asked for.
-        retry_after: Duration,
-        /// How many requests it applies to.
-        times: u32,
-    },
-    /// Answer the next `times` place requests with 503. With `after_create` the call is
-    /// created first (the answer is lost, as on a real timeout); without, nothing is created.
-    Unavailable {
-        /// How many requests it applies to.
-        times: u32,
-        /// Whether the call exists despite the error.
-        after_create: bool,
-    },
-    /// Create the call, then hold the answer for `delay` (a client timeout then fires).
-    Slow {
-        /// How long the answer is held.
-        delay: Duration,
-        /// How many requests it applies to.
-        times: u32,
-    },
-}
-
-impl Fault {
-    fn times(&mut self) -> &mut u32 {
-        match self {
-            Fault::RateLimit { times, .. }
-            | Fault::Unavailable { times, .. }
-            | Fault::Slow { times, .. } => times,
-        }
-    }
-}
-
-/// What the simulator saw for one key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KeyStats {
-    /// Place requests received under the key, faulted ones included.
-    pub place_requests: u32,
-    /// Whether a call exists under the key (at most one ever does).
-    pub created: bool,
-}
-
-/// Per-key counts, for tests that assert "dialed at most once".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SimStats {
-    /// Every key seen.
-    pub keys: BTreeMap<IdempotencyKey, KeyStats>,
-}
-
-impl SimStats {
-    /// Place requests received under `key`.
-    pub fn place_requests(&self, key: &IdempotencyKey) -> u32 {
-        self.keys.get(key).map_or(0, |k| k.place_requests)
-    }
-
-    /// Calls created (one per key at most).
-    pub fn calls_created(&self) -> usize {
-        self.keys.values().filter(|k| k.created).count()
-    }
-
-    /// The largest number of place requests any key received.
-    pub fn max_place_requests(&self) -> u32 {
-        self.keys
-            .values()
-            .map(|k| k.place_requests)
-            .max()
-            .unwrap_or(0)
-    }
-}
 
 /// The per-call random draws, from `sha256(seed, key)`.
 struct Draws([u64; 4]);
@@ -210,7 +56,7 @@ fn uniform(draw: u64, min: Duration, max: Duration) -> Duration {
 struct SimCall {
     id: String,
     key: IdempotencyKey,
-    to: String,
+    to: PhoneNumber,
     created_at: DateTime<Utc>,
     started: Instant,
     scenario: Scenario,
@@ -261,7 +107,7 @@ impl SimCall {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
     calls: HashMap<IdempotencyKey, SimCall>,
     requests: HashMap<IdempotencyKey, u32>,
@@ -286,7 +132,6 @@ impl State {
     }
 }
 
-#[derive(Debug)]
 struct Inner {
     config: SimConfig,
     clock: Arc<dyn Clock>,
@@ -294,10 +139,26 @@ struct Inner {
     events: broadcast::Sender<CallEvent>,
 }
 
-/// The simulated provider. Cheap to clone (shared state).
-#[derive(Debug, Clone)]
+/// The simulated provider. Cheap to clone (shared state). `Debug` prints the settings and
+/// counts, never the calls (their numbers and transcripts are personal data).
+#[derive(Clone)]
 pub struct Simulator {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (calls, faults) = {
+            let state = self.lock();
+            (state.calls.len(), state.faults.len())
+        };
+        f.debug_struct("Simulator")
+            .field("seed", &self.inner.config.seed)
+            .field("timing", &self.inner.config.timing)
+            .field("calls", &calls)
+            .field("faults", &faults)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Events buffered per subscriber before the slowest one starts missing some.
@@ -338,7 +199,7 @@ impl Simulator {
     }
 
     /// Calls to `to` (E.164) go the way of `scenario` from now on, whatever the seed says.
-    pub fn script(&self, to: &outdial_domain::PhoneNumber, scenario: Scenario) {
+    pub fn script(&self, to: &PhoneNumber, scenario: Scenario) {
         self.lock()
             .scripted
             .insert(to.as_e164().to_owned(), scenario);
@@ -404,8 +265,17 @@ impl Simulator {
         let (ring, talk) = match (&config.timing, scenario.pickup()) {
             (Timing::Instant, _) => (Duration::ZERO, Duration::ZERO),
             (Timing::Realistic { ring_max, .. }, Pickup::RingsOut) => (*ring_max, Duration::ZERO),
-            (Timing::Realistic { .. }, Pickup::Short) => (
-                uniform(draws.0[1], Duration::from_secs(1), Duration::from_secs(4)),
+            (
+                Timing::Realistic {
+                    ring_min, ring_max, ..
+                },
+                Pickup::Short,
+            ) => (
+                uniform(
+                    draws.0[1],
+                    (*ring_min).min(Duration::from_secs(1)),
+                    (*ring_max).min(Duration::from_secs(4)),
+                ),
                 Duration::ZERO,
             ),
             (
@@ -427,7 +297,7 @@ impl Simulator {
         SimCall {
             id,
             key: request.key.clone(),
-            to: request.to.as_e164().to_owned(),
+            to: request.to.clone(),
             created_at: self.inner.clock.now(),
             started: Instant::now(),
             scenario,
@@ -497,7 +367,7 @@ impl Simulator {
             }
             let now = Instant::now();
             let placed = match state.calls.get(&request.key) {
-                Some(call) if call.to != request.to.as_e164() => {
+                Some(call) if call.to != request.to => {
                     return Err(DialError::Rejected {
                         status: 409,
                         code: "idempotency_key_reused".to_owned(),

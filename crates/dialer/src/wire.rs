@@ -27,14 +27,14 @@ pub(crate) struct PlaceCallBody {
 }
 
 impl PlaceCallBody {
-    pub(crate) fn from_request(request: &DialRequest) -> Self {
+    pub(crate) fn from_request(request: &DialRequest, callback_url: Option<String>) -> Self {
         Self {
             idempotency_key: Some(request.key.as_str().to_owned()),
             to: request.to.as_e164().to_owned(),
             from: request.caller_id.as_e164().to_owned(),
             company: request.company.as_str().to_owned(),
             context: request.context.clone(),
-            callback_url: None,
+            callback_url,
         }
     }
 }

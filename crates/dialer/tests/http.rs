@@ -271,10 +271,14 @@ async fn call_events_reach_the_callback_signed_and_a_refused_delivery_is_retried
         },
         ..SimConfig::new(5)
     };
-    let provider = Provider::start(config, Some(hook)).await;
+    // No server-wide callback: the adapter names outdial's route with each call.
+    let provider = Provider::start(config, None).await;
+    let mut with_callback = HttpDialerConfig::new(provider.url(), TOKEN);
+    with_callback.callback_url = Some(hook);
+    let dialer = HttpDialer::new(with_callback).unwrap();
     let req = request("evt:1", 6, "acme");
     provider.sim.script(&req.to, Scenario::RightPartyContact);
-    let placed = provider.dialer(FAST).place(req).await.unwrap();
+    let placed = dialer.place(req).await.unwrap();
 
     let wait = Duration::from_secs(10);
     let mut got = Vec::new();
@@ -302,4 +306,30 @@ async fn call_events_reach_the_callback_signed_and_a_refused_delivery_is_retried
         3,
         "one refused delivery, retried once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_http_places_under_one_key_make_exactly_one_call() {
+    let provider = Provider::start(SimConfig::new(6).instant(), None).await;
+    let dialer = provider.dialer(FAST);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let dialer = dialer.clone();
+            tokio::spawn(async move { dialer.place(request("race:1", 7, "acme")).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut fresh = 0;
+    for task in tasks {
+        let placed = task.await.unwrap().unwrap();
+        fresh += usize::from(!placed.replayed);
+        ids.push(placed.call.id);
+    }
+    assert_eq!(fresh, 1);
+    assert!(ids.iter().all(|id| *id == ids[0]));
+    let stats = provider.stats().await;
+    assert_eq!(stats.calls_created(), 1);
+    assert_eq!(stats.max_place_requests(), 16);
+    assert!(format!("{dialer:?}").contains("<redacted>"));
+    assert!(!format!("{dialer:?}").contains(TOKEN));
 }

@@ -104,16 +104,33 @@ async fn admit_until(
     all
 }
 
-/// Admissions inside [from, from + span).
-fn within(admitted: &[DateTime<Utc>], from: DateTime<Utc>, span: Duration) -> usize {
-    let to = from + chrono::Duration::from_std(span).expect("a span");
-    admitted.iter().filter(|t| **t >= from && **t < to).count()
+/// Asserts that `admitted` holds `per_second_` admissions per second ± 5%, measured from
+/// `warm_up` after the first admission to the last one (a loaded machine may wake callers
+/// late at either edge), over at least 2.5 s.
+fn assert_aggregate(admitted: &[DateTime<Utc>], per_second_: u32, warm_up: chrono::Duration) {
+    let from = *admitted.iter().min().expect("admissions") + warm_up;
+    let to = *admitted.iter().max().expect("admissions");
+    assert_window(admitted, per_second_, from, to);
 }
 
-fn assert_rate(count: usize, per_second_: u32, span: Duration) {
-    let expected = f64::from(per_second_) * span.as_secs_f64();
+fn assert_window(
+    admitted: &[DateTime<Utc>],
+    per_second_: u32,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) {
+    let measured = (to - from).to_std().expect("a window");
+    assert!(
+        measured >= Duration::from_millis(2500),
+        "measured only {measured:?}"
+    );
+    let count = admitted.iter().filter(|t| **t >= from && **t < to).count();
+    let expected = f64::from(per_second_) * measured.as_secs_f64();
     let error = (count as f64 - expected).abs() / expected;
-    assert!(error <= 0.05, "{count} admitted, expected {expected} ± 5%");
+    assert!(
+        error <= 0.05,
+        "{count} admitted in {measured:?}, expected {expected:.0} ± 5%"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +141,7 @@ async fn tasks_sharing_a_company_rate_get_that_rate_in_aggregate() {
     let span = Duration::from_secs(3);
     let end = start + warm_up + chrono::Duration::from_std(span).expect("span");
     let admitted = admit_until(limits, 8, shared_rate(100), end).await;
-    assert_rate(within(&admitted, start + warm_up, span), 100, span);
+    assert_aggregate(&admitted, 100, warm_up);
 }
 
 /// Child half of `two_processes_sharing_a_company_rate_get_that_rate_in_aggregate`, run by
@@ -151,7 +168,10 @@ async fn rate_child_process() {
     let (start, end) = line.split_once('|').expect("start|end");
     let (start, end) = (instant(start), instant(end));
     tokio::time::sleep((start - SystemClock.now()).to_std().unwrap_or_default()).await;
-    for t in admit_until(limits, 4, shared_rate(100), end).await {
+    println!("started {}", SystemClock.now().timestamp_micros());
+    let admitted = admit_until(limits, 4, shared_rate(100), end).await;
+    println!("stopped {}", SystemClock.now().timestamp_micros());
+    for t in admitted {
         println!("admitted {}", t.timestamp_micros());
     }
 }
@@ -204,8 +224,8 @@ async fn two_processes_sharing_a_company_rate_get_that_rate_in_aggregate() {
         stdin.write_all(go.as_bytes()).await.expect("go");
     }
     let mut admitted = Vec::new();
-    let mut firsts = Vec::new();
-    let mut lasts = Vec::new();
+    let mut started = Vec::new();
+    let mut stopped = Vec::new();
     for (mut child, mut stdout) in children {
         let mut rest = String::new();
         let output = async {
@@ -219,33 +239,31 @@ async fn two_processes_sharing_a_company_rate_get_that_rate_in_aggregate() {
             .await
             .expect("the child finishes");
         assert!(status.success(), "child failed: {status:?}");
-        let times: Vec<DateTime<Utc>> = rest
-            .lines()
-            .filter_map(|l| l.split("admitted ").nth(1))
-            .map(|us| {
-                DateTime::from_timestamp_micros(us.trim().parse().expect("µs")).expect("an instant")
-            })
-            .collect();
-        assert!(times.len() > 50, "each process made calls: {}", times.len());
-        firsts.push(*times.iter().min().expect("a first"));
-        lasts.push(*times.iter().max().expect("a last"));
+        let stamps = |tag: &str| -> Vec<DateTime<Utc>> {
+            rest.lines()
+                .filter_map(|l| l.split(tag).nth(1))
+                .map(|us| {
+                    DateTime::from_timestamp_micros(us.trim().parse().expect("µs"))
+                        .expect("an instant")
+                })
+                .collect()
+        };
+        let times = stamps("admitted ");
+        // GCRA is first come, first served, not fair between processes: a process the OS
+        // wakes later may win fewer races. Both must take part; the aggregate is the limit.
+        assert!(
+            times.len() >= 10,
+            "each process made calls: {}",
+            times.len()
+        );
+        started.extend(stamps("started "));
+        stopped.extend(stamps("stopped "));
         admitted.extend(times);
     }
-    // Measure only while both processes run (a loaded machine may wake one late).
-    let from = *firsts.iter().max().expect("two") + warm_up;
-    let to = *lasts.iter().min().expect("two");
-    let measured = (to - from).to_std().expect("a window");
-    assert!(
-        measured >= Duration::from_millis(2500),
-        "both ran together for {measured:?}: start {start}, firsts {firsts:?}, lasts {lasts:?}, end {end}"
-    );
-    let count = within(&admitted, from, measured);
-    let expected = 100.0 * measured.as_secs_f64();
-    let error = (count as f64 - expected).abs() / expected;
-    assert!(
-        error <= 0.05,
-        "{count} admitted in {measured:?}, expected {expected:.0} ± 5%"
-    );
+    // Measure only while both processes were running their loops.
+    let from = *started.iter().max().expect("two") + warm_up;
+    let to = *stopped.iter().min().expect("two");
+    assert_window(&admitted, 100, from, to);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +276,7 @@ async fn the_pacer_composes_a_local_governor_with_the_shared_limit() {
     ];
     let start = SystemClock.now();
     let warm_up = chrono::Duration::milliseconds(500);
-    let span = Duration::from_secs(2);
+    let span = Duration::from_secs(3);
     let end = start + warm_up + chrono::Duration::from_std(span).expect("span");
     let mut handles = Vec::new();
     for i in 0..6 {
@@ -285,7 +303,7 @@ async fn the_pacer_composes_a_local_governor_with_the_shared_limit() {
     for handle in handles {
         admitted.extend(handle.await.expect("a task"));
     }
-    assert_rate(within(&admitted, start + warm_up, span), 50, span);
+    assert_aggregate(&admitted, 50, warm_up);
 }
 
 #[tokio::test]
@@ -503,4 +521,131 @@ async fn a_renewed_slot_stays_held_and_a_released_one_is_free_at_once() {
         limits.acquire_slot(&co, 1, &next, lease).await.unwrap(),
         SlotGrant::Acquired { live: 1 }
     );
+}
+
+#[tokio::test]
+async fn a_provider_429_slows_that_company_in_every_process_and_consumes_no_attempt() {
+    use outdial_dialer::{DialContext, DialRequest, Dialer, Fault, SimConfig, Simulator};
+
+    let clock = manual();
+    let ns = namespace();
+    // Two worker processes: separate connections, same namespace.
+    let (worker_a, worker_b) = (
+        limits_at(&ns, clock.clone()).await,
+        limits_at(&ns, clock.clone()).await,
+    );
+    let sim = Simulator::new(SimConfig::new(9).instant(), clock.clone());
+    let (throttled, other) = (company("throttled-co"), company("other-co"));
+    sim.inject(Fault::RateLimit {
+        company: throttled.clone(),
+        retry_after: Duration::from_secs(5),
+        times: 1,
+    });
+    let rates = CallLimits {
+        company: per_second(10),
+        caller_id: None,
+    };
+
+    assert_eq!(
+        worker_a
+            .admit(&throttled, &number(1), &rates)
+            .await
+            .unwrap(),
+        Admission::Admitted
+    );
+    let request = DialRequest {
+        key: key("c1:1"),
+        to: number(11),
+        caller_id: number(1),
+        company: throttled.clone(),
+        context: DialContext::default(),
+    };
+    let err = sim.place(request.clone()).await.unwrap_err();
+    let retry_after = err.retry_after().expect("a 429");
+    assert!(!err.consumes_attempt());
+    let until = clock.now() + chrono::Duration::from_std(retry_after).unwrap();
+    worker_a.slow_down(&throttled, until).await.unwrap();
+
+    assert_eq!(
+        worker_b
+            .admit(&throttled, &number(2), &rates)
+            .await
+            .unwrap(),
+        Admission::Wait {
+            until,
+            reason: Throttle::SlowedDown
+        }
+    );
+    assert_eq!(
+        worker_b.admit(&other, &number(3), &rates).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        sim.lookup(&request.key).await.unwrap(),
+        None,
+        "nothing was dialed"
+    );
+
+    clock.advance(chrono::Duration::seconds(5));
+    assert_eq!(
+        worker_b
+            .admit(&throttled, &number(2), &rates)
+            .await
+            .unwrap(),
+        Admission::Admitted
+    );
+    assert!(
+        !sim.place(request).await.unwrap().replayed,
+        "the same attempt is placed later"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_is_admitted_at_once_then_calls_are_spaced_by_the_interval() {
+    let clock = manual();
+    let limits = limits_at(&namespace(), clock.clone()).await;
+    let co = company("burst-co");
+    let rates = CallLimits {
+        company: per_second(10).with_burst(NonZeroU32::new(3).expect("3")),
+        caller_id: None,
+    };
+    let t0 = clock.now();
+    for _ in 0..3 {
+        assert_eq!(
+            limits.admit(&co, &number(1), &rates).await.unwrap(),
+            Admission::Admitted
+        );
+    }
+    let ms = chrono::Duration::milliseconds;
+    assert_eq!(
+        limits.admit(&co, &number(1), &rates).await.unwrap(),
+        Admission::Wait {
+            until: t0 + ms(100),
+            reason: Throttle::Rate
+        }
+    );
+    clock.set(t0 + ms(100));
+    assert_eq!(
+        limits.admit(&co, &number(1), &rates).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        limits.admit(&co, &number(1), &rates).await.unwrap(),
+        Admission::Wait {
+            until: t0 + ms(200),
+            reason: Throttle::Rate
+        }
+    );
+    // Idle for a while: the burst is available again, never more.
+    clock.set(t0 + ms(10_000));
+    for _ in 0..3 {
+        assert_eq!(
+            limits.admit(&co, &number(1), &rates).await.unwrap(),
+            Admission::Admitted
+        );
+    }
+    assert!(matches!(
+        limits.admit(&co, &number(1), &rates).await.unwrap(),
+        Admission::Wait { .. }
+    ));
 }

@@ -287,3 +287,46 @@ async fn a_slow_answer_times_out_the_caller_but_the_call_exists() {
     assert!(timed_out.is_err());
     assert!(sim.lookup(&req.key).await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_places_under_one_key_make_exactly_one_call() {
+    let sim = instant(11);
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let sim = sim.clone();
+            tokio::spawn(
+                async move { sim.place(request("race:1", 1, "acme", "collections")).await },
+            )
+        })
+        .collect();
+    let mut placed = Vec::new();
+    for task in tasks {
+        placed.push(task.await.unwrap().unwrap());
+    }
+    assert_eq!(placed.iter().filter(|p| !p.replayed).count(), 1);
+    assert!(placed.iter().all(|p| p.call.id == placed[0].call.id));
+    let stats = sim.stats();
+    assert_eq!(
+        stats.place_requests(&IdempotencyKey::new("race:1").unwrap()),
+        32
+    );
+    assert_eq!(stats.calls_created(), 1);
+}
+
+#[test]
+fn debug_output_never_shows_numbers_or_transcripts() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = instant(12);
+    let placed = runtime
+        .block_on(sim.place(request("pii:1", 4242, "acme", "collections")))
+        .unwrap();
+    let printed = format!(
+        "{sim:?} {placed:?} {:?}",
+        request("pii:1", 4242, "acme", "collections")
+    );
+    assert!(!printed.contains("4155554242"), "{printed}");
+    assert!(!printed.contains("Agent:"), "{printed}");
+}
