@@ -184,6 +184,9 @@ pub(crate) async fn cancel_communications(
         .store
         .cancel_communications(company.id, &id, now)
         .await?;
+    if let Ok(customer) = id.parse() {
+        crate::mirror::cancel(&state, company.id, &customer, &result.cancelled_ids).await;
+    }
     tracing::info!(
         customer.id = %id,
         calls.cancelled = result.cancelled,

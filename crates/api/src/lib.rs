@@ -14,6 +14,7 @@ mod calls;
 mod customers;
 mod error;
 mod idempotency;
+mod mirror;
 mod openapi;
 mod patch;
 mod query;
@@ -41,12 +42,15 @@ pub use idempotency::{IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What every handler shares: the system of record, the clock ("now" for validation,
-/// planning and timestamps) and the calling ruleset. Cheap to clone.
+/// planning and timestamps), the calling ruleset and, when a worker fleet runs, the Redis
+/// queue (new calls are enqueued at once and cancellations mirrored; without it, or when
+/// Redis fails, the reconciler enqueues pending calls within one period). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub rules: Arc<Ruleset>,
+    pub queue: Option<outdial_queue::Queue>,
 }
 
 /// The API's routes with authentication, Idempotency-Key, the body limit, tracing and the

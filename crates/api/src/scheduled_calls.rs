@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::body::{JsonObject, typed};
-use crate::{ApiError, AppState, query};
+use crate::{ApiError, AppState, mirror, query};
 
 /// The page size when `limit` is not given.
 pub const DEFAULT_CALL_PAGE: u32 = 50;
@@ -237,6 +237,13 @@ pub(crate) async fn create(
         schedule.cancelled = created.cancelled.len(),
         "schedule created"
     );
+    let due: Vec<(CallId, DateTime<Utc>)> = created
+        .calls
+        .iter()
+        .map(|c| (c.id, c.scheduled_at))
+        .collect();
+    mirror::cancel(&state, company.id, &customer.id, &created.cancelled).await;
+    mirror::enqueue(&state, company.id, &customer.id, &due).await;
     let mut response = (StatusCode::CREATED, Json(created.calls)).into_response();
     header(&mut response, DROPPED_SLOTS_HEADER, &dropped.to_string());
     header(
@@ -378,6 +385,9 @@ pub(crate) async fn cancel(
         .cancel_scheduled_call(company.id, id, now)
         .await
         .map_err(|e| not_pending(e, "cancelled"))?;
+    if let Ok(customer) = record.customer_id.parse() {
+        mirror::cancel(&state, company.id, &customer, &[id]).await;
+    }
     tracing::info!(call.id = %id, "scheduled call cancelled");
     Ok(Json(record))
 }
@@ -456,6 +466,7 @@ pub(crate) async fn reschedule(
         .reschedule_call(company.id, id, at, now)
         .await
         .map_err(|e| not_pending(e, "rescheduled"))?;
+    mirror::enqueue(&state, company.id, &customer.id, &[(id, at)]).await;
     tracing::info!(call.id = %id, "scheduled call rescheduled");
     Ok(Json(record))
 }

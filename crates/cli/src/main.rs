@@ -12,6 +12,7 @@ mod decide;
 mod preview;
 mod rules;
 mod serve;
+mod work;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -33,6 +34,15 @@ struct Cli {
     command: Command,
 }
 
+/// Arguments of `outdial run`.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    serve: serve::ServeArgs,
+    #[command(flatten)]
+    worker: work::WorkerArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Expand a customer's schedule into lawful call instants (nothing is dialed).
@@ -44,9 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: rules::RulesCommand,
     },
-    /// Run outdial with a demo company: today the HTTP API (the dispatch worker and the
-    /// simulated provider join it with the worker issue). Prints the demo API key.
-    Run(serve::ServeArgs),
+    /// Run outdial: the HTTP API with a demo company (prints its key), the dispatch worker
+    /// with the built-in simulated provider, webhook delivery and the reconciler.
+    Run(RunArgs),
+    /// Run the dispatch worker, webhook delivery and the reconciler (no API).
+    Work(work::WorkArgs),
     /// Serve the HTTP API against Postgres, with the demo company.
     Serve(serve::ServeArgs),
     /// Apply the Postgres migrations.
@@ -83,8 +95,9 @@ fn main() -> ExitCode {
         Command::Preview(args) => preview::run(args, now),
         Command::Decide(args) => decide::run(args, now),
         Command::Rules { command } => rules::run(command),
-        Command::Run(args) => serve::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Run(args) => serve::run(&args.serve, Some(&args.worker)),
+        Command::Work(args) => work::run(args),
+        Command::Serve(args) => serve::run(args, None),
         Command::Migrate(db) => company::migrate(db),
         Command::Company { command } => company::run(command, now),
     };

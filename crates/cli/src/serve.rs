@@ -18,6 +18,7 @@ use serde_json::json;
 
 use crate::company::{DbArgs, store};
 use crate::emit_line;
+use crate::work::{self, WorkerArgs};
 
 /// Arguments of `outdial serve`.
 #[derive(Debug, Args)]
@@ -32,16 +33,17 @@ pub struct ServeArgs {
     demo_api_key: Option<String>,
 }
 
-/// `outdial serve`.
-pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+/// `outdial serve`, or with `worker` `outdial run` (the API, the dispatch worker, webhook
+/// delivery and the reconciler in one process).
+pub fn run(args: &ServeArgs, worker: Option<&WorkerArgs>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args))
+    runtime.block_on(serve(args, worker))
 }
 
-async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+async fn serve(args: &ServeArgs, worker: Option<&WorkerArgs>) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = store(&args.db).await?;
     let now = clock.now();
@@ -65,22 +67,31 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
+    let running = match worker {
+        Some(w) => Some(work::start(w, store.clone(), Arc::clone(&clock)).await?),
+        None => None,
+    };
+    let queue = running.as_ref().map(|r| r.queue.clone());
     emit_line(&json!({ "listening": addr.to_string(), "demoApiKey": key }))?;
     let rules = Arc::new(Ruleset::bundled().context("the bundled ruleset is invalid")?);
     let app = router(AppState {
         store,
         clock,
         rules,
+        queue,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await
         .context("the HTTP server failed")?;
+    if let Some(running) = running {
+        running.stop().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let ctrl_c = async {
         // If the handler cannot be installed, wait for SIGTERM alone.
         if tokio::signal::ctrl_c().await.is_err() {

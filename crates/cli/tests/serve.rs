@@ -59,7 +59,12 @@ fn starts_answers_and_stops(command: &str, demo_key: Option<&str>) {
     let db = ScratchDb::new(command);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outdial"));
     cmd.args([command, "--bind", "127.0.0.1:0"])
-        .env("OUTDIAL_DATABASE_URL", &db.url);
+        .env("OUTDIAL_DATABASE_URL", &db.url)
+        // `run` also starts the worker: its Redis keys go to a namespace of this test's own.
+        .env(
+            "OUTDIAL_NAMESPACE",
+            format!("t:{}", db.url.rsplit('/').next().unwrap_or("cli")),
+        );
     match demo_key {
         Some(key) => cmd.env("OUTDIAL_DEMO_API_KEY", key),
         None => cmd.env_remove("OUTDIAL_DEMO_API_KEY"),

@@ -41,6 +41,7 @@ pub async fn fixture(pool: PgPool) -> Fixture {
         store: store.clone(),
         clock: Arc::new(ManualClock::new(now)),
         rules: Arc::new(Ruleset::bundled().expect("bundled rules")),
+        queue: None,
     });
     Fixture {
         app,

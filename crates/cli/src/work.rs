@@ -1,0 +1,193 @@
+//! `outdial work`: the dispatch worker, the webhook deliverer and the reconciler against
+//! Postgres and Redis; `outdial run` runs them beside the API (see `serve.rs`).
+//!
+//! The provider is an HTTP provider when `OUTDIAL_PROVIDER_URL` is set (with
+//! `OUTDIAL_PROVIDER_TOKEN`), otherwise the built-in simulator (realistic ring and talk
+//! times, or `--simulator instant`). SIGTERM stops claiming and gives in-flight calls the
+//! grace period; anything unfinished is recovered from its lease by any worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use outdial_dialer::limits::Limits;
+use outdial_dialer::{Dialer, HttpDialer, HttpDialerConfig, SimConfig, Simulator};
+use outdial_domain::policy::Ruleset;
+use outdial_domain::{Clock, PhoneNumber};
+use outdial_queue::{Queue, QueueConfig};
+use outdial_store::Store;
+use outdial_worker::webhooks::WebhookConfig;
+use outdial_worker::{Dispatcher, WorkerConfig, reconciler, webhooks};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The simulator's timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimTiming {
+    /// Ring 5-30 s, talk 15-180 s.
+    Realistic,
+    /// Every call ends at once (benchmarks).
+    Instant,
+}
+
+/// What the worker connects to and how it runs.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Redis URL (`ops/stack.sh` prints one)
+    #[arg(
+        long,
+        env = "OUTDIAL_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    redis_url: String,
+    /// Key namespace of the queue and the rate limits in Redis
+    #[arg(long, env = "OUTDIAL_NAMESPACE", default_value = "outdial")]
+    namespace: String,
+    /// Base URL of an HTTP telephony provider; without it the built-in simulator dials
+    #[arg(long, env = "OUTDIAL_PROVIDER_URL")]
+    provider_url: Option<String>,
+    /// The provider's API token
+    #[arg(
+        long,
+        env = "OUTDIAL_PROVIDER_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    provider_token: String,
+    /// The simulator's timing
+    #[arg(long, env = "OUTDIAL_SIMULATOR", value_enum, default_value_t = SimTiming::Realistic)]
+    simulator: SimTiming,
+    /// The simulator's seed (same seed, same outcomes)
+    #[arg(long, env = "OUTDIAL_SIMULATOR_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Calls in flight at once in this process
+    #[arg(long, env = "OUTDIAL_MAX_IN_FLIGHT", default_value_t = 256)]
+    max_in_flight: usize,
+    /// Seconds between reconcile passes (Postgres -> Redis, and recovery of dead workers)
+    #[arg(long, env = "OUTDIAL_RECONCILE_SECS", default_value_t = 5)]
+    reconcile_secs: u64,
+}
+
+/// The running worker tasks and the switch that stops them.
+#[derive(Debug)]
+pub struct Running {
+    /// The queue the worker claims from (the API enqueues into it).
+    pub queue: Queue,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops claiming and waits for the tasks (each bounded by its own grace period).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the dispatcher, the webhook deliverer and the reconciler.
+pub async fn start(
+    args: &WorkerArgs,
+    store: Store,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Running> {
+    let queue = Queue::open(&args.redis_url, &args.namespace, QueueConfig::default())
+        .context("cannot open the Redis queue")?;
+    let client = redis::Client::open(args.redis_url.as_str()).context("bad Redis URL")?;
+    let conn = redis::aio::ConnectionManager::new(client)
+        .await
+        .context("cannot connect to Redis")?;
+    let limits = Limits::new(
+        conn,
+        &format!("{}:{{limits}}", args.namespace),
+        Arc::clone(&clock),
+    )
+    .context("bad Redis namespace")?;
+    let dialer: Arc<dyn Dialer> = match &args.provider_url {
+        Some(url) => Arc::new(
+            HttpDialer::new(HttpDialerConfig::new(
+                url.clone(),
+                args.provider_token.clone(),
+            ))
+            .context("cannot build the HTTP provider")?,
+        ),
+        None => {
+            let config = SimConfig::new(args.seed);
+            let config = match args.simulator {
+                SimTiming::Realistic => config,
+                SimTiming::Instant => config.instant(),
+            };
+            tracing::info!(timing = ?args.simulator, "dialing through the built-in simulator");
+            Arc::new(Simulator::new(config, Arc::clone(&clock)))
+        }
+    };
+    let owner = format!(
+        "{}:{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
+        std::process::id()
+    );
+    let dispatcher = Arc::new(Dispatcher {
+        store: store.clone(),
+        queue: queue.clone(),
+        dialer,
+        limits,
+        rules: Arc::new(Ruleset::bundled().context("the bundled ruleset is invalid")?),
+        clock: Arc::clone(&clock),
+        config: WorkerConfig {
+            owner,
+            batch: 128,
+            max_in_flight: args.max_in_flight.max(1),
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            max_call: Duration::from_secs(30 * 60),
+            idle: Duration::from_millis(100),
+            default_caller_id: PhoneNumber::parse("+12025550100")
+                .context("the default caller ID")?,
+            shutdown_grace: Duration::from_secs(20),
+        },
+    });
+    let (stop, shutdown) = watch::channel(false);
+    let period = Duration::from_secs(args.reconcile_secs.max(1));
+    let tasks = vec![
+        tokio::spawn(Arc::clone(&dispatcher).run(shutdown.clone())),
+        tokio::spawn(webhooks::run(
+            store,
+            clock,
+            WebhookConfig::default(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(reconciler::run(dispatcher, period, shutdown)),
+    ];
+    Ok(Running { queue, stop, tasks })
+}
+
+/// Arguments of `outdial work`.
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    db: crate::company::DbArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+/// `outdial work`: the worker alone, until SIGTERM.
+pub fn run(args: &WorkArgs) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let clock: Arc<dyn Clock> = Arc::new(outdial_domain::SystemClock);
+        let store = crate::company::store(&args.db).await?;
+        let running = start(&args.worker, store, clock).await?;
+        tracing::info!("worker started");
+        crate::serve::shutdown().await;
+        tracing::info!("stopping: no new claims, finishing calls in flight");
+        running.stop().await;
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}
