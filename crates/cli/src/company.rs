@@ -23,6 +23,9 @@ pub struct DbArgs {
         hide_env_values = true
     )]
     database_url: String,
+    /// Postgres connections in this process's pool
+    #[arg(long, env = "OUTDIAL_DB_POOL", default_value_t = 32)]
+    pool: u32,
 }
 
 /// `outdial company …`.
@@ -61,7 +64,7 @@ pub enum CompanyCommand {
 
 /// Connect and bring the schema up to date.
 pub(crate) async fn store(db: &DbArgs) -> anyhow::Result<Store> {
-    let store = Store::connect(&db.database_url)
+    let store = Store::connect_with(&db.database_url, db.pool)
         .await
         .context("cannot connect to Postgres")?;
     store

@@ -68,6 +68,12 @@ pub struct WorkerArgs {
     /// Seconds between reconcile passes (Postgres -> Redis, and recovery of dead workers)
     #[arg(long, env = "OUTDIAL_RECONCILE_SECS", default_value_t = 5)]
     reconcile_secs: u64,
+    /// Lease on a claimed call, in seconds: how soon a dead worker's calls are recovered
+    #[arg(long, env = "OUTDIAL_LEASE_SECS", default_value_t = 30)]
+    lease_secs: u64,
+    /// How often a live call is looked up at the provider, in milliseconds
+    #[arg(long, env = "OUTDIAL_POLL_MS", default_value_t = 1000)]
+    poll_ms: u64,
 }
 
 /// The running worker tasks and the switch that stops them.
@@ -141,8 +147,8 @@ pub async fn start(
             owner,
             batch: 128,
             max_in_flight: args.max_in_flight.max(1),
-            lease: Duration::from_secs(30),
-            poll: Duration::from_secs(1),
+            lease: Duration::from_secs(args.lease_secs.max(1)),
+            poll: Duration::from_millis(args.poll_ms.max(10)),
             max_call: Duration::from_secs(30 * 60),
             idle: Duration::from_millis(100),
             default_caller_id: PhoneNumber::parse("+12025550100")

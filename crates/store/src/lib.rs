@@ -52,6 +52,17 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Connects a pool of at most `max_connections` to `url`, without the per-acquire ping
+    /// (a broken connection fails its query instead, and callers retry).
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Store> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .test_before_acquire(false)
+            .connect(url)
+            .await?;
+        Ok(Store { pool })
+    }
+
     /// Wraps an existing pool (tests, or a binary that tunes its own pool).
     pub fn new(pool: PgPool) -> Store {
         Store { pool }

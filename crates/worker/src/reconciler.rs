@@ -62,7 +62,7 @@ impl Truth for StoreTruth {
 pub async fn run(d: Arc<Dispatcher>, period: Duration, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         if let Err(e) = pass(&d).await {
-            tracing::warn!(error = %e, "reconcile pass failed");
+            tracing::warn!(error = ?e, "reconcile pass failed");
         }
         tokio::select! {
             () = tokio::time::sleep(period) => {}
@@ -85,19 +85,70 @@ pub async fn pass(d: &Dispatcher) -> Result<()> {
             "queue reconciled"
         );
     }
+    recover_stale(d, now).await?;
+    settle_reconcile_jobs(d, now).await
+}
+
+/// Jobs the queue parked in `reconcile` (their lease expired after the dial intent): once
+/// Postgres has settled the call (recovered below, or finished), the job is done; if the
+/// call is pending again (the provider never received it), it is due again at its time.
+async fn settle_reconcile_jobs(d: &Dispatcher, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    for part in d.queue.partitions().await? {
+        let page = d
+            .queue
+            .list(&part, outdial_queue::State::Reconcile, None, 500)
+            .await?;
+        if page.items.is_empty() {
+            continue;
+        }
+        let calls: Vec<CallId> = page.items.iter().map(|l| l.job.call).collect();
+        let settled = d.store.settled_among(&calls).await?;
+        for listed in page.items {
+            let outcome = if settled.contains(&listed.job.call) {
+                outdial_queue::Resolution::Done
+            } else if let Some(row) = d.store.pending_call(listed.job.call).await? {
+                outdial_queue::Resolution::Requeue(row.due_at)
+            } else {
+                // Still dialing or in progress: the stale-call recovery settles it first.
+                continue;
+            };
+            d.queue.resolve_reconcile(&listed.job, outcome, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Calls whose Postgres lease ran out (see the module documentation). One call's failure
+/// (another worker recovered it first: fenced) does not stop the others.
+async fn recover_stale(d: &Dispatcher, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
     for (call, token, attempt, intent) in d.store.stale_calls(now, 200).await? {
+        if let Err(e) = recover_one(d, call, token, attempt, intent, now).await {
+            tracing::debug!(call.id = %call, error = %e, "recovery skipped");
+        }
+    }
+    Ok(())
+}
+
+async fn recover_one(
+    d: &Dispatcher,
+    call: CallId,
+    token: outdial_store::LeaseToken,
+    attempt: outdial_domain::AttemptNo,
+    intent: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    {
         if !intent {
             d.store
                 .release(call, token, now, Event::HandedBack, vec![], now)
                 .await?;
-            requeue(d, call, now).await?;
-            continue;
+            return requeue(d, call, now).await;
         }
         let key = IdempotencyKey::for_attempt(call, attempt);
         match d.dialer.lookup(&key).await {
             Ok(Some(found)) if found.is_ended() => {
                 let Some(claimed) = d.store.claimed_view(call, token, attempt).await? else {
-                    continue;
+                    return Ok(());
                 };
                 let ended = Ended::from_provider(&found, now);
                 finish(d, &claimed, None, attempt, &ended).await?;

@@ -1,0 +1,283 @@
+//! Crash safety: several `outdial work` processes on one queue, one of them killed with
+//! SIGKILL again and again (and restarted) while a thousand calls fire through the simulator
+//! served over HTTP by this test. Every call is dialed at most once (at most one provider
+//! call per scheduled call, counted at the simulator), none is lost (every call ends
+//! finished), and every attempt started at an instant the policy allows.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use outdial_dialer::server::{ServerConfig, serve};
+use outdial_dialer::{SimConfig, Simulator, Timing};
+use outdial_domain::policy::{Decision, Ruleset};
+use outdial_domain::schedule::{Cadence, Plan, PlannedCall};
+use outdial_domain::task::{Purpose, ScheduleType};
+use outdial_domain::{Clock, CustomerInput, CustomerRef, SystemClock};
+use outdial_store::{NewSchedule, Store};
+
+use support::ScratchDb;
+
+const CALLS: usize = 1000;
+const TOKEN: &str = "crash-test-token";
+
+/// A US location (zone, state, ZIP, number) where calling is lawful for the next half
+/// hour, so the test runs at any hour: Guam, Puerto Rico and Hawaii between them cover the
+/// clock.
+fn lawful_location(rules: &Ruleset) -> serde_json::Value {
+    let now = SystemClock.now();
+    let places = [
+        ("Pacific/Guam", "GU", "96910", "+16715550"),
+        ("America/Puerto_Rico", "PR", "00901", "+17875550"),
+        ("Pacific/Honolulu", "HI", "96813", "+18085550"),
+        ("America/New_York", "NY", "10004", "+12125550"),
+        ("America/Los_Angeles", "CA", "94102", "+14155550"),
+    ];
+    for (zone, state, zip, phone) in places {
+        let body = serde_json::json!({
+            "timezone": zone, "state": state, "zipCode": zip, "phoneNumber": format!("{phone}100"),
+        });
+        let c = customer(&body, 0);
+        let policy = rules.prepare(&c.candidates(), Purpose::Collection);
+        let lawful = (0..=30).step_by(5).all(|m| {
+            matches!(
+                policy.decide(now + chrono::Duration::minutes(m), &c.subject(), &[]),
+                Decision::Allow { .. }
+            )
+        });
+        if lawful {
+            return body;
+        }
+    }
+    panic!("no test location is lawful to call right now ({now})");
+}
+
+fn customer(place: &serde_json::Value, i: usize) -> outdial_domain::Customer {
+    let phone = place["phoneNumber"].as_str().expect("phone");
+    let input: CustomerInput = serde_json::from_value(serde_json::json!({
+        "id": format!("c{i:05}"),
+        "taskType": "collections",
+        "firstName": "Test",
+        "lastName": "Customer",
+        "timezone": place["timezone"],
+        "phoneNumber": format!("{}{:03}", &phone[..phone.len() - 3], i % 1000),
+        "streetAddress1": "1 Main St",
+        "city": "Town",
+        "state": place["state"],
+        "zipCode": place["zipCode"],
+        "loanId": format!("loan-{i}"),
+    }))
+    .expect("input");
+    input
+        .validate(
+            &outdial_domain::schedule::Catalog::builtin().task_types(),
+            SystemClock.now().date_naive(),
+        )
+        .expect("valid customer")
+}
+
+fn worker(db: &str, redis: &str, namespace: &str, provider: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .arg("work")
+        .env("OUTDIAL_DATABASE_URL", db)
+        .env("OUTDIAL_REDIS_URL", redis)
+        .env("OUTDIAL_NAMESPACE", namespace)
+        .env("OUTDIAL_PROVIDER_URL", provider)
+        .env("OUTDIAL_PROVIDER_TOKEN", TOKEN)
+        .env("OUTDIAL_LEASE_SECS", "10")
+        .env("OUTDIAL_RECONCILE_SECS", "1")
+        .env("OUTDIAL_POLL_MS", "100")
+        .env("OUTDIAL_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start outdial work")
+}
+
+#[test]
+fn killed_workers_never_dial_a_call_twice_and_lose_none() {
+    let db = ScratchDb::new("crash");
+    let redis =
+        std::env::var("OUTDIAL_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let namespace = format!("t:crash{}", std::process::id());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let rules = Ruleset::bundled().expect("rules");
+    let place = lawful_location(&rules);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    // The provider: the simulator over HTTP, calls ringing and talking for a few hundred ms.
+    let simulator = Simulator::new(
+        SimConfig {
+            timing: Timing::Realistic {
+                ring_min: Duration::from_millis(50),
+                ring_max: Duration::from_millis(300),
+                talk_min: Duration::from_millis(100),
+                talk_max: Duration::from_millis(600),
+            },
+            ..SimConfig::new(11)
+        },
+        Arc::clone(&clock),
+    );
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let provider = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop_sim, stopped) = tokio::sync::oneshot::channel::<()>();
+    runtime.spawn(serve(
+        listener,
+        simulator.clone(),
+        ServerConfig {
+            api_token: TOKEN.into(),
+            default_callback_url: None,
+            delivery: None,
+        },
+        Arc::clone(&clock),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // A thousand customers with one call each, due now.
+    let store = runtime.block_on(async {
+        let store = Store::connect(&db.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    });
+    let (company, _) = runtime
+        .block_on(store.create_company("crash", clock.now()))
+        .expect("company");
+    runtime
+        .block_on(
+            sqlx::query("UPDATE companies SET calls_per_second = 5000, max_live_calls = 5000")
+                .execute(store.pool()),
+        )
+        .expect("limits");
+    let def = Cadence::default_def(ScheduleType::Collections).expect("cadence");
+    let originals: Vec<uuid::Uuid> = runtime.block_on(async {
+        let mut ids = Vec::with_capacity(CALLS);
+        for i in 0..CALLS {
+            let c = customer(&place, i);
+            store
+                .insert_customer(company.id, &c, clock.now())
+                .await
+                .expect("customer");
+            let at = clock.now();
+            let plan = Plan {
+                calls: vec![PlannedCall {
+                    at,
+                    local: at.naive_utc(),
+                    slot: at,
+                    moved_by: vec![],
+                }],
+                dropped: vec![],
+            };
+            let id: CustomerRef = c.id.clone();
+            let created = store
+                .create_schedule(
+                    company.id,
+                    &NewSchedule {
+                        customer_id: &id,
+                        schedule_type: ScheduleType::Collections,
+                        task_type: "collections",
+                        loan_id: c.loan_id.as_deref(),
+                        cadence: &def,
+                        ruleset: "test",
+                        zone: c.timezone,
+                        plan: &plan,
+                    },
+                    at,
+                )
+                .await
+                .expect("schedule");
+            ids.push(*created.calls[0].id.as_uuid());
+        }
+        ids
+    });
+
+    // Three workers; the first is killed with SIGKILL every 400 ms and restarted.
+    let mut workers: Vec<Child> = (0..3)
+        .map(|_| worker(&db.url, &redis, &namespace, &provider))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut kills = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(400));
+        let open: i64 = runtime
+            .block_on(
+                // The calls placed now (their follow-ups, retries and callbacks, are due
+                // later and stay scheduled).
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM scheduled_calls
+                     WHERE id = ANY($1) AND status IN ('scheduled', 'dialing', 'in_progress')",
+                )
+                .bind(&originals)
+                .fetch_one(store.pool()),
+            )
+            .expect("count");
+        if open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} calls still open after 150 s ({kills} kills)"
+        );
+        if kills < 40 {
+            let _ = workers[0].kill();
+            let _ = workers[0].wait();
+            kills += 1;
+            workers[0] = worker(&db.url, &redis, &namespace, &provider);
+        }
+    }
+    for w in &mut workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let _ = stop_sim.send(());
+
+    // At most one provider call per scheduled call.
+    let stats = simulator.stats();
+    let mut per_call: HashMap<String, u32> = HashMap::new();
+    for (key, s) in &stats.keys {
+        if s.created {
+            let call = key.as_str().rsplit_once(':').map(|(c, _)| c.to_owned());
+            *per_call
+                .entry(call.expect("a call:attempt key"))
+                .or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = per_call.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "calls dialed twice: {twice:?}");
+    assert_eq!(per_call.len(), CALLS, "every call was dialed once");
+
+    // None lost: every call placed now finished (the loop above ended with none open), each
+    // with one attempt; nothing but those was dialed (their follow-ups are due later).
+    let attempts: Vec<(chrono::DateTime<Utc>, String)> = runtime
+        .block_on(
+            sqlx::query_as(
+                "SELECT started_at, customer_id FROM call_attempts WHERE scheduled_call_id = ANY($1)",
+            )
+            .bind(&originals)
+                .fetch_all(store.pool()),
+        )
+        .expect("attempts");
+    assert_eq!(attempts.len(), CALLS, "one attempt per call");
+    // None outside its lawful window: every attempt re-checked on its own.
+    for (at, customer_id) in attempts {
+        let i: usize = customer_id[1..].parse().expect("index");
+        let c = customer(&place, i);
+        let policy = rules.prepare(&c.candidates(), Purpose::Collection);
+        assert!(
+            matches!(policy.decide(at, &c.subject(), &[]), Decision::Allow { .. }),
+            "{customer_id} was dialed at {at}, outside its window"
+        );
+    }
+    assert!(kills > 0, "the test killed no worker");
+    runtime.block_on(async {
+        let q = outdial_queue::Queue::open(&redis, &namespace, Default::default()).expect("queue");
+        let _ = q.delete_namespace().await;
+    });
+}
