@@ -95,6 +95,9 @@ fn jobs(n: usize, partitions: usize, due: impl Fn(usize) -> DateTime<Utc>) -> Re
     (0..n).map(|i| job(i % partitions, i, due(i))).collect()
 }
 
+/// Claim loops; each claims 64 / LOOPS jobs at a time (64 in flight).
+const LOOPS: usize = 4;
+
 /// How many rounds of sections 1-4 run.
 const ROUNDS: usize = 3;
 
@@ -269,9 +272,10 @@ async fn main() -> Res<()> {
     let q = Queue::open(&url, "bench", config.clone())?;
     let mut report = Vec::new();
 
-    // OUTDIAL_BENCH_ONLY=enqueue runs only the enqueue section (to profile it)
+    // OUTDIAL_BENCH_ONLY=enqueue|claim runs one round up to that section and prints
+    // Redis' commandstats for it (to profile it)
     let only = std::env::var("OUTDIAL_BENCH_ONLY").unwrap_or_default();
-    let rounds = if only == "enqueue" { 1 } else { ROUNDS };
+    let rounds = if only.is_empty() { ROUNDS } else { 1 };
 
     // Sections 1-4 run in ROUNDS interleaved rounds (the machine is shared: every round
     // sees about the same load on all four); the best of each is reported with all rounds.
@@ -308,13 +312,23 @@ async fn main() -> Res<()> {
             past + chrono::Duration::milliseconds((i % 5000) as i64)
         })?)
         .await?;
-        big.push(drain(&q, 50_000, 4, 16).await?.0);
+        if only == "claim" {
+            let mut c = redis::Client::open(url.as_str())?.get_connection()?;
+            redis::cmd("CONFIG").arg("RESETSTAT").query::<()>(&mut c)?;
+        }
+        big.push(drain(&q, 50_000, LOOPS, 64 / LOOPS).await?.0);
         q.delete_namespace().await?;
+        if only == "claim" {
+            let mut c = redis::Client::open(url.as_str())?.get_connection()?;
+            let info: String = redis::cmd("INFO").arg("commandstats").query(&mut c)?;
+            println!("{info}\nclaim+ack {big:?}");
+            return Ok(());
+        }
         q.enqueue_many(&jobs(7_900, 8, |i| {
             past + chrono::Duration::milliseconds((i % 5000) as i64)
         })?)
         .await?;
-        small.push(drain(&q, 7_900, 4, 16).await?.0);
+        small.push(drain(&q, 7_900, LOOPS, 64 / LOOPS).await?.0);
         q.delete_namespace().await?;
 
         // 4. apalis-redis 1.0, same work, 7,900 jobs
@@ -362,7 +376,7 @@ async fn main() -> Res<()> {
             first + chrono::Duration::microseconds(i as i64 * 40)
         })?)
         .await?;
-        let (_, late) = drain(&q, 50_000, 4, 16).await?;
+        let (_, late) = drain(&q, 50_000, LOOPS, 64 / LOOPS).await?;
         let early = late.iter().filter(|&&l| l < 0).count();
         report.push(format!(
             "lateness run {run}, 50,000 due within 2 s: p50 {} ms, p99 {} ms, max {} ms, early {early}",
