@@ -4,7 +4,8 @@
 -- ARGV[1]  now (ms)
 -- ARGV[2]  n, the most jobs to lease
 -- ARGV[3]  lease length (ms)
--- ARGV[4]  promotion bound: the most scheduled jobs moved to ready in this call
+-- ARGV[4]  promotion bound: the most scheduled jobs moved to ready in this call (done only
+--          when ready holds fewer than n jobs)
 -- ARGV[5]  recovery bound: the most expired leases handled in this call
 -- Returns { next, recovered, reconcile, m1, due1, token1, attempt1, m2, ... } where next is
 -- the earliest instant (ms) at which this partition may have work again (-1: none known),
@@ -72,8 +73,11 @@ if cap > 0 then
   end
 end
 
--- 3. promotion (bounded), then lease the n earliest due jobs
-promote(P, now, tonumber(ARGV[4]))
+-- 3. promotion (bounded, and only when ready runs short: due jobs wait in the compact
+--    slabs, not in the ready skiplist), then lease the n earliest due jobs
+if redis.call("ZCARD", P .. "ready") < n then
+  promote(P, now, tonumber(ARGV[4]))
+end
 local out = { 0, recovered, reconcile }
 if n > 0 then
   local due = redis.call("ZRANGEBYSCORE", P .. "ready", "-inf", now, "WITHSCORES", "LIMIT", 0, n)

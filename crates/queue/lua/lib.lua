@@ -60,12 +60,12 @@ end
 
 -- Splits slab `id` in two when it holds more than `limit` members; the upper part gets a
 -- new slab whose bound is a due strictly greater than every due left behind (so bounds
--- stay unique). Returns true when it split.
+-- stay unique). Returns the new slab's bound and id when it split, else nil.
 local function slab_split(P, id, limit)
   local key = P .. "s:" .. id
   local n = redis.call("ZCARD", key)
   if n <= limit or n < 2 then
-    return false
+    return nil
   end
   local mid = redis.call("ZRANGE", key, math.floor(n / 2), math.floor(n / 2), "WITHSCORES")
   local first = redis.call("ZRANGE", key, 0, 0, "WITHSCORES")
@@ -73,7 +73,7 @@ local function slab_split(P, id, limit)
   if cut <= tonumber(first[2]) then
     local up = redis.call("ZRANGEBYSCORE", key, "(" .. cut, "+inf", "WITHSCORES", "LIMIT", 0, 1)
     if not up[1] then
-      return false -- every member has the same due: the slab stays whole
+      return nil -- every member has the same due: the slab stays whole
     end
     cut = tonumber(up[2])
   end
@@ -96,7 +96,7 @@ local function slab_split(P, id, limit)
   end
   redis.call("ZREMRANGEBYSCORE", key, cut, "+inf")
   redis.call("ZADD", P .. "ix", cut, nid)
-  return true
+  return cut, tostring(nid)
 end
 
 -- Puts member m in the slabs at `due` (the caller has removed it from everywhere else).
@@ -113,56 +113,87 @@ local function slab_insert(P, m, due)
   slab_split(P, id, SLAB_MAX)
 end
 
--- Puts many members in the slabs. `items` is a list of { member, due } sorted by due; a
--- run of items that falls in one slab is added with one ZADD, filling the slab up to
--- SLAB_FILL before splitting it.
+-- Puts many members in the slabs. `items` is a list of { member, due } sorted by due. The
+-- slabs the items fall in are walked through a window of consecutive slabs read from ix
+-- (9 at a time), so a run of items that falls in one slab costs a ZCARD and one ZADD;
+-- a slab is filled up to SLAB_FILL, then split.
+local WINDOW = 8
+
 local function slab_insert_sorted(P, items)
-  local i, n = 1, #items
+  local n = #items
+  if n == 0 then
+    return
+  end
   local ix = P .. "ix"
-  while i <= n do
-    local due = items[i][2]
+  local wid, wb, complete
+
+  -- window starting at the slab that holds `due` (creating the first slab if none)
+  local function load(due)
     local id, bound, first = slab_for(P, due)
     if not id then
-      id = redis.call("HINCRBY", P .. "meta", "seq", 1)
+      id = tostring(redis.call("HINCRBY", P .. "meta", "seq", 1))
       bound = due
       redis.call("ZADD", ix, due, id)
     elseif first and due < bound then
       bound = due
       redis.call("ZADD", ix, due, id)
     end
-    local upper = math.huge
-    if items[n][2] > due then
-      local nx = redis.call("ZRANGEBYSCORE", ix, "(" .. bound, "+inf", "WITHSCORES", "LIMIT", 0, 1)
-      if nx[1] then
-        upper = tonumber(nx[2])
-      end
+    wid, wb = { id }, { bound }
+    local nx = redis.call("ZRANGEBYSCORE", ix, "(" .. bound, "+inf", "WITHSCORES", "LIMIT", 0, WINDOW)
+    for k = 1, #nx, 2 do
+      wid[#wid + 1] = nx[k]
+      wb[#wb + 1] = tonumber(nx[k + 1])
     end
-    local key = P .. "s:" .. id
-    local card = redis.call("ZCARD", key)
-    local room = SLAB_FILL - card
-    if room <= 0 and slab_split(P, id, 0) then
-      room = -1 -- split: look the slab up again
-    elseif room <= 0 then
-      room = n -- one due only: the slab cannot split, let it grow
+    complete = #nx < 2 * WINDOW
+  end
+
+  load(items[1][2])
+  local k, i = 1, 1
+  while i <= n do
+    local due = items[i][2]
+    while wb[k + 1] and wb[k + 1] <= due do
+      k = k + 1
     end
-    if room > 0 then
-      local args = {}
-      local j = i
-      while j <= n and items[j][2] < upper and (j - i) < room do
-        args[#args + 1] = items[j][2]
-        args[#args + 1] = items[j][1]
-        j = j + 1
+    if not wb[k + 1] and not complete then
+      load(due) -- past the window: read the next one
+      k = 1
+    else
+      local id = wid[k]
+      local upper = wb[k + 1] or math.huge
+      local key = P .. "s:" .. id
+      local card = redis.call("ZCARD", key)
+      local room = SLAB_FILL - card
+      if room <= 0 then
+        local cut, nid = slab_split(P, id, 0)
+        if cut then
+          table.insert(wid, k + 1, nid)
+          table.insert(wb, k + 1, cut)
+          room = -1 -- look again: the item may belong to the new slab
+        else
+          room = n -- one due only: the slab cannot split, let it grow
+        end
       end
-      redis.call("ZADD", key, unpack(args))
-      if card + (j - i) > SLAB_MAX then
-        slab_split(P, id, SLAB_MAX)
+      if room > 0 then
+        local args = {}
+        local j = i
+        while j <= n and items[j][2] < upper and (j - i) < room do
+          args[#args + 1] = items[j][2]
+          args[#args + 1] = items[j][1]
+          j = j + 1
+        end
+        redis.call("ZADD", key, unpack(args))
+        if card + (j - i) > SLAB_MAX then
+          local cut, nid = slab_split(P, id, SLAB_MAX)
+          if cut then
+            table.insert(wid, k + 1, nid)
+            table.insert(wb, k + 1, cut)
+          end
+        end
+        i = j
       end
-      i = j
     end
   end
-  if n > 0 then
-    redis.call("HINCRBY", P .. "meta", "sched", n)
-  end
+  redis.call("HINCRBY", P .. "meta", "sched", n)
 end
 
 -- Removes member m (scheduled at `due`) from the slabs; true when it was there.

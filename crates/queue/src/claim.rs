@@ -32,7 +32,7 @@ use crate::reply::{array, bytes, int, text};
 use crate::scripts::SCRIPTS;
 
 /// The fewest jobs a claim asks of one partition (unless it wants fewer in total).
-const MIN_SHARE: usize = 8;
+const MIN_SHARE: usize = 16;
 
 /// The most jobs one partition's claim script leases in one call.
 pub const MAX_CLAIM: usize = 1000;
@@ -74,11 +74,14 @@ impl Queue {
         let mut wake = Vec::with_capacity(parts.len());
         let mut again = Vec::new();
         // Visit at most n / MIN_SHARE partitions (a script call per job would waste Redis),
-        // starting at a rotating offset so that partitions due at the same instant take
-        // turns; each visited one gets an equal share.
+        // starting at a rotating offset so that due partitions take turns; each visited one
+        // gets an equal share.
         let visit = parts.len().min((n / MIN_SHARE).max(1));
         let offset = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % parts.len();
+        // in name order, so that the rotation takes every due partition in turn whatever
+        // their wake times (all of them are due)
         let mut parts = parts;
+        parts.sort();
         parts.rotate_left(offset);
         parts.truncate(visit);
         let share = n.div_ceil(visit);
