@@ -24,7 +24,10 @@
 //! `OUTDIAL_BENCH_WARMUP_SECS` (default 5), `OUTDIAL_BENCH_CONCURRENCY` (default `32,64`),
 //! `OUTDIAL_BENCH_SCENARIOS` (a comma list of the names above; default all),
 //! `OUTDIAL_BENCH_PG_POOL` (pool size of the `auth`/`insert` scenarios, default 10 like
-//! `Store::connect`). Exits non-zero when any request failed.
+//! `Store::connect`), `OUTDIAL_BENCH_PG_PING` (`false` turns off sqlx's
+//! `test_before_acquire` on that pool), `OUTDIAL_BENCH_ALT_BIN` (another `outdial` binary,
+//! e.g. a patched build, run on its own scratch database through the server scenarios
+//! right after this build's, rows marked `(alt)`). Exits non-zero when any request failed.
 //!
 //! Load goes to 127.0.0.1 only, each phase is bounded in time and every request has a
 //! timeout. `cargo test` neither builds nor runs this (bench targets are not tested).
@@ -76,6 +79,8 @@ struct Config {
     concurrency: Vec<usize>,
     scenarios: Vec<String>,
     pool: u32,
+    ping: bool,
+    alt_bin: Option<String>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -115,6 +120,8 @@ impl Config {
                 .collect(),
             scenarios,
             pool: env_or("OUTDIAL_BENCH_PG_POOL", 10),
+            ping: env_or("OUTDIAL_BENCH_PG_PING", true),
+            alt_bin: std::env::var("OUTDIAL_BENCH_ALT_BIN").ok(),
         }
     }
 
@@ -126,9 +133,21 @@ impl Config {
 /// One line of the result table.
 struct Row {
     scenario: &'static str,
+    /// Which server: `""` (this build's binary) or `"alt"`.
+    server: &'static str,
     concurrency: usize,
     outcome: Outcome,
     cpu: cpu::Usage,
+}
+
+impl Row {
+    fn name(&self) -> String {
+        if self.server.is_empty() {
+            self.scenario.to_owned()
+        } else {
+            format!("{} ({})", self.scenario, self.server)
+        }
+    }
 }
 
 /// The `POST /customers` body with the id left as a hole: `head + id + tail`.
@@ -190,6 +209,7 @@ impl Created {
 /// Runs one scenario at one concurrency and prints its line as soon as it ends.
 async fn measure<C: Caller>(
     scenario: &'static str,
+    server: &'static str,
     callers: Vec<C>,
     phases: Phases,
     server_pid: u32,
@@ -205,12 +225,14 @@ async fn measure<C: Caller>(
     let (outcome, cpu) = tokio::join!(load::run(callers, window), cpu);
     let row = Row {
         scenario,
+        server,
         concurrency,
         outcome,
         cpu,
     };
     eprintln!(
-        "done: {scenario} c={concurrency}: {:.0} req/s, p99 {:.2} ms, {} errors",
+        "done: {} c={concurrency}: {:.0} req/s, p99 {:.2} ms, {} errors",
+        row.name(),
         row.outcome.rate,
         ms(row.outcome.latency.value_at_quantile(0.99)),
         row.outcome.errors
@@ -227,33 +249,46 @@ fn http_callers(n: usize, addr: SocketAddr, make: &MakeRequest, expect: StatusCo
         .collect()
 }
 
+/// A running `outdial serve` under load: the binary built with this bench, or the one
+/// `OUTDIAL_BENCH_ALT_BIN` names (a patched build to compare, each on its own database).
+struct Target {
+    /// `""` for the bench's own binary, `"alt"` for the other one.
+    label: &'static str,
+    server: servers::Outdial,
+    /// Its database.
+    database_url: String,
+    /// Customers made on this server so far (see [`Created`]).
+    created: Created,
+}
+
 /// Every scenario the configuration asks for, in table order.
 async fn run_all(
     config: &Config,
     database_url: &str,
-    server: &servers::Outdial,
+    targets: &mut [Target],
     empty: &servers::Empty,
 ) -> Vec<Row> {
     let body = Arc::new(Body::template());
     let phases = config.phases;
-    let pid = server.pid();
-    let addr = server.addr;
     let mut rows = Vec::new();
-    let mut created = Created::default();
+    println!("postgres autovacuum: {}", autovacuum(database_url).await);
 
-    // One customer to read, made through the API (also a start-up check).
-    let (status, answer) = http::once(
-        addr,
-        request(Method::POST, addr, "/customers", body.with_id("probe")),
-    )
-    .await
-    .expect("POST /customers on the fresh server");
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "{}",
-        http::describe(status, &answer)
-    );
+    for target in targets.iter() {
+        // One customer to read, made through the API (also a start-up check).
+        let addr = target.server.addr;
+        let (status, answer) = http::once(
+            addr,
+            request(Method::POST, addr, "/customers", body.with_id("probe")),
+        )
+        .await
+        .expect("POST /customers on the fresh server");
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{}",
+            http::describe(status, &answer)
+        );
+    }
 
     for &c in &config.concurrency {
         if config.runs("empty") {
@@ -261,108 +296,158 @@ async fn run_all(
             let make: MakeRequest =
                 Arc::new(move || request(Method::POST, target, "/", body.clone()));
             let callers = http_callers(c, target, &make, StatusCode::OK);
-            rows.push(measure("empty", callers, phases, 0).await);
+            rows.push(measure("empty", "", callers, phases, 0).await);
         }
-        if config.runs("fallback") {
-            let body = body.with_id("probe");
-            let make: MakeRequest =
-                Arc::new(move || request(Method::POST, addr, "/no-such-route", body.clone()));
-            let callers = http_callers(c, addr, &make, StatusCode::NOT_FOUND);
-            rows.push(measure("fallback", callers, phases, pid).await);
+        for target in targets.iter() {
+            if config.runs("fallback") {
+                let (addr, body) = (target.server.addr, body.with_id("probe"));
+                let make: MakeRequest =
+                    Arc::new(move || request(Method::POST, addr, "/no-such-route", body.clone()));
+                let callers = http_callers(c, addr, &make, StatusCode::NOT_FOUND);
+                let pid = target.server.pid();
+                rows.push(measure("fallback", target.label, callers, phases, pid).await);
+            }
         }
     }
 
     if config.runs("auth") || config.runs("insert") {
-        let pool = PgPoolOptions::new()
-            .max_connections(config.pool)
-            .connect(database_url)
-            .await
-            .expect("connect the bench's own pool");
-        let store = Store::new(pool);
-        let company = Arc::new(
-            store
-                .authenticate(API_KEY)
-                .await
-                .expect("authenticate")
-                .expect("the demo key is installed"),
-        );
-        let input: CustomerInput =
-            serde_json::from_slice(&body.with_id("template")).expect("seed as CustomerInput");
-        let task_types = company.catalog().expect("demo catalog").task_types();
-        let template = Arc::new(
-            input
-                .validate(&task_types, SystemClock.now().date_naive())
-                .expect("the seed customer is valid"),
-        );
-        for &c in &config.concurrency {
-            if config.runs("auth") {
-                let key: Arc<str> = Arc::from(API_KEY);
-                let callers = (0..c)
-                    .map(|_| store::Authenticate {
-                        store: store.clone(),
-                        key: key.clone(),
-                    })
-                    .collect();
-                rows.push(measure("auth", callers, phases, pid).await);
-            }
-            if config.runs("insert") {
-                let prefix = format!("s{c}");
-                let next = created.counter(&prefix);
-                let prefix: Arc<str> = Arc::from(prefix);
-                let callers = (0..c)
-                    .map(|_| store::Insert {
-                        store: store.clone(),
-                        company: company.clone(),
-                        template: template.clone(),
-                        prefix: prefix.clone(),
-                        next: next.clone(),
-                    })
-                    .collect();
-                rows.push(measure("insert", callers, phases, pid).await);
-            }
-        }
-        store.pool().close().await;
+        // Straight to the database of the first target, while its server idles.
+        let target = &mut targets[0];
+        store_scenarios(config, database_url, target, &body, &mut rows).await;
     }
 
     for &c in &config.concurrency {
-        if config.runs("get") {
-            let make: MakeRequest =
-                Arc::new(move || request(Method::GET, addr, "/customers/probe", Bytes::new()));
-            let callers = http_callers(c, addr, &make, StatusCode::OK);
-            rows.push(measure("get", callers, phases, pid).await);
-        }
-        if config.runs("create") {
-            let prefix = format!("h{c}");
-            let next = created.counter(&prefix);
-            let body = body.clone();
-            let make: MakeRequest = Arc::new(move || {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                request(
-                    Method::POST,
-                    addr,
-                    "/customers",
-                    body.with_id(&format!("{prefix}-{n}")),
-                )
-            });
-            let callers = http_callers(c, addr, &make, StatusCode::CREATED);
-            rows.push(measure("create", callers, phases, pid).await);
+        for target in targets.iter_mut() {
+            let (addr, pid) = (target.server.addr, target.server.pid());
+            if config.runs("get") {
+                let make: MakeRequest =
+                    Arc::new(move || request(Method::GET, addr, "/customers/probe", Bytes::new()));
+                let callers = http_callers(c, addr, &make, StatusCode::OK);
+                rows.push(measure("get", target.label, callers, phases, pid).await);
+            }
+            if config.runs("create") {
+                let prefix = format!("h{c}");
+                let next = target.created.counter(&prefix);
+                let body = body.clone();
+                let make: MakeRequest = Arc::new(move || {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    request(
+                        Method::POST,
+                        addr,
+                        "/customers",
+                        body.with_id(&format!("{prefix}-{n}")),
+                    )
+                });
+                let callers = http_callers(c, addr, &make, StatusCode::CREATED);
+                rows.push(measure("create", target.label, callers, phases, pid).await);
+                analyze(&target.database_url).await;
+            }
         }
     }
 
     if config.runs("schedule") {
-        schedule(config, addr, pid, created, &mut rows).await;
+        for target in targets.iter() {
+            schedule(config, target, &mut rows).await;
+        }
     }
     rows
 }
 
-/// The `POST /scheduled-calls/{customerId}` scenario, if the server has the route.
-async fn schedule(
+/// `ANALYZE` after a scenario that added rows, standing in for autovacuum (off on this
+/// machine's cluster, see `autovacuum` in the output). Without fresh statistics, a
+/// statement the server prepared while `customers` was empty keeps a generic plan that
+/// walks every row of the company (see the README's benchmark section).
+async fn analyze(database_url: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(database_url)
+        .await
+        .expect("connect to ANALYZE");
+    sqlx::query("ANALYZE")
+        .execute(&mut conn)
+        .await
+        .expect("ANALYZE");
+    let _ = conn.close().await;
+}
+
+/// The cluster's `autovacuum` setting.
+async fn autovacuum(database_url: &str) -> String {
+    use sqlx::Connection;
+    let Ok(mut conn) = sqlx::PgConnection::connect(database_url).await else {
+        return "unknown".to_owned();
+    };
+    let setting: String = sqlx::query_scalar("SHOW autovacuum")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let _ = conn.close().await;
+    setting
+}
+
+/// `Store::authenticate` and `Store::insert_customer` from the bench's own pool.
+async fn store_scenarios(
     config: &Config,
-    addr: SocketAddr,
-    pid: u32,
-    created: Created,
+    database_url: &str,
+    target: &mut Target,
+    body: &Body,
     rows: &mut Vec<Row>,
 ) {
+    let pool = PgPoolOptions::new()
+        .max_connections(config.pool)
+        .test_before_acquire(config.ping)
+        .connect(database_url)
+        .await
+        .expect("connect the bench's own pool");
+    let store = Store::new(pool);
+    let company = Arc::new(
+        store
+            .authenticate(API_KEY)
+            .await
+            .expect("authenticate")
+            .expect("the demo key is installed"),
+    );
+    let input: CustomerInput =
+        serde_json::from_slice(&body.with_id("template")).expect("seed as CustomerInput");
+    let task_types = company.catalog().expect("demo catalog").task_types();
+    let template = Arc::new(
+        input
+            .validate(&task_types, SystemClock.now().date_naive())
+            .expect("the seed customer is valid"),
+    );
+    let pid = target.server.pid();
+    for &c in &config.concurrency {
+        if config.runs("auth") {
+            let key: Arc<str> = Arc::from(API_KEY);
+            let callers = (0..c)
+                .map(|_| store::Authenticate {
+                    store: store.clone(),
+                    key: key.clone(),
+                })
+                .collect();
+            rows.push(measure("auth", "", callers, config.phases, pid).await);
+        }
+        if config.runs("insert") {
+            let prefix = format!("s{c}");
+            let next = target.created.counter(&prefix);
+            let prefix: Arc<str> = Arc::from(prefix);
+            let callers = (0..c)
+                .map(|_| store::Insert {
+                    store: store.clone(),
+                    company: company.clone(),
+                    template: template.clone(),
+                    prefix: prefix.clone(),
+                    next: next.clone(),
+                })
+                .collect();
+            rows.push(measure("insert", "", callers, config.phases, pid).await);
+            analyze(&target.database_url).await;
+        }
+    }
+    store.pool().close().await;
+}
+
+/// The `POST /scheduled-calls/{customerId}` scenario, if the server has the route.
+async fn schedule(config: &Config, target: &Target, rows: &mut Vec<Row>) {
+    let (addr, pid) = (target.server.addr, target.server.pid());
     let schedule_body = Bytes::from_static(br#"{"scheduleType":"collections"}"#);
     let probe = request(
         Method::POST,
@@ -379,13 +464,12 @@ async fn schedule(
         println!("schedule: skipped: route not available ({status})");
         return;
     }
-    if !status.is_success() {
-        panic!(
-            "POST /scheduled-calls/probe answered {}",
-            http::describe(status, &answer)
-        );
-    }
-    let mut ids = created.ids();
+    assert!(
+        status.is_success(),
+        "POST /scheduled-calls/probe answered {}",
+        http::describe(status, &answer)
+    );
+    let mut ids = target.created.ids();
     if ids.is_empty() {
         // Without `insert` or `create` there is only the probe customer to schedule.
         ids.push("probe".to_owned());
@@ -405,7 +489,7 @@ async fn schedule(
             )
         });
         let callers = http_callers(c, addr, &make, status);
-        rows.push(measure("schedule", callers, config.phases, pid).await);
+        rows.push(measure("schedule", target.label, callers, config.phases, pid).await);
     }
     let used = next.load(Ordering::Relaxed);
     if used > ids.len() as u64 {
@@ -451,7 +535,7 @@ fn print_table(rows: &[Row]) {
         let h = &row.outcome.latency;
         println!(
             "| {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {} | {} | {} |",
-            row.scenario,
+            row.name(),
             row.concurrency,
             row.outcome.rate,
             ratio,
@@ -489,7 +573,7 @@ fn print_table(rows: &[Row]) {
             .unwrap_or_default();
         println!(
             "goal {} c={}: ≥ {goal:.0}/s{}: {} ({:.0}/s, p99 {p99:.2} ms{insert})",
-            row.scenario,
+            row.name(),
             row.concurrency,
             p99_goal.map_or_else(String::new, |g| format!(" with p99 ≤ {g:.0} ms")),
             if met { "met" } else { "MISSED" },
@@ -511,10 +595,38 @@ fn main() -> ExitCode {
         .expect("the load generator's runtime");
     let rows = {
         let db = support::ScratchDb::new("bench");
-        let server = servers::Outdial::start(&db.url, API_KEY);
-        println!("outdial serve: pid {} on {}", server.pid(), server.addr);
+        let alt_db = config
+            .alt_bin
+            .as_ref()
+            .map(|_| support::ScratchDb::new("bench_alt"));
+        let mut targets = vec![Target {
+            label: "",
+            server: servers::Outdial::start(env!("CARGO_BIN_EXE_outdial"), &db.url, API_KEY),
+            database_url: db.url.clone(),
+            created: Created::default(),
+        }];
+        if let (Some(bin), Some(alt_db)) = (&config.alt_bin, &alt_db) {
+            targets.push(Target {
+                label: "alt",
+                server: servers::Outdial::start(bin, &alt_db.url, API_KEY),
+                database_url: alt_db.url.clone(),
+                created: Created::default(),
+            });
+        }
+        for t in &targets {
+            println!(
+                "outdial serve{}: pid {} on {}",
+                if t.label.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", t.label)
+                },
+                t.server.pid(),
+                t.server.addr
+            );
+        }
         let empty = servers::Empty::start();
-        runtime.block_on(run_all(&config, &db.url, &server, &empty))
+        runtime.block_on(run_all(&config, &db.url, &mut targets, &empty))
     };
     println!("load average after: {}", load_average());
     print_table(&rows);

@@ -22,10 +22,10 @@ pub struct Outdial {
 }
 
 impl Outdial {
-    /// Starts the release binary on `database_url` with the demo company's key fixed to
-    /// `api_key`, and waits for its start-up line.
-    pub fn start(database_url: &str, api_key: &str) -> Outdial {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_outdial"))
+    /// Starts the `outdial` binary at `bin` on `database_url` with the demo company's key
+    /// fixed to `api_key`, and waits for its start-up line.
+    pub fn start(bin: &str, database_url: &str, api_key: &str) -> Outdial {
+        let mut child = Command::new(bin)
             .args(["serve", "--bind", "127.0.0.1:0"])
             .env("OUTDIAL_DATABASE_URL", database_url)
             .env("OUTDIAL_DEMO_API_KEY", api_key)
