@@ -27,7 +27,8 @@
 //! `Store::connect`), `OUTDIAL_BENCH_PG_PING` (`false` turns off sqlx's
 //! `test_before_acquire` on that pool), `OUTDIAL_BENCH_ALT_BIN` (another `outdial` binary,
 //! e.g. a patched build, run on its own scratch database through the server scenarios
-//! right after this build's, rows marked `(alt)`). Exits non-zero when any request failed.
+//! right after this build's, rows marked `(alt)`), `OUTDIAL_BENCH_BIN` (the binary to
+//! load instead of this build's). Exits non-zero when any request failed.
 //!
 //! Load goes to 127.0.0.1 only, each phase is bounded in time and every request has a
 //! timeout. `cargo test` neither builds nor runs this (bench targets are not tested).
@@ -80,6 +81,7 @@ struct Config {
     scenarios: Vec<String>,
     pool: u32,
     ping: bool,
+    bin: String,
     alt_bin: Option<String>,
 }
 
@@ -121,6 +123,8 @@ impl Config {
             scenarios,
             pool: env_or("OUTDIAL_BENCH_PG_POOL", 10),
             ping: env_or("OUTDIAL_BENCH_PG_PING", true),
+            bin: std::env::var("OUTDIAL_BENCH_BIN")
+                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_outdial").to_owned()),
             alt_bin: std::env::var("OUTDIAL_BENCH_ALT_BIN").ok(),
         }
     }
@@ -601,7 +605,7 @@ fn main() -> ExitCode {
             .map(|_| support::ScratchDb::new("bench_alt"));
         let mut targets = vec![Target {
             label: "",
-            server: servers::Outdial::start(env!("CARGO_BIN_EXE_outdial"), &db.url, API_KEY),
+            server: servers::Outdial::start(&config.bin, &db.url, API_KEY),
             database_url: db.url.clone(),
             created: Created::default(),
         }];
