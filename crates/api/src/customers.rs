@@ -44,7 +44,7 @@ pub(crate) async fn create(
         ));
     }
     let now = state.clock.now();
-    let task_types = company.catalog()?.task_types();
+    let task_types = crate::auth::catalog(&company)?.task_types();
     let customer = input
         .validate(&task_types, now.date_naive())
         .map_err(ApiError::invalid)?;
@@ -95,7 +95,7 @@ pub(crate) async fn update(
 ) -> Result<Json<Customer>, ApiError> {
     let now = state.clock.now();
     let stored = state.store.customer(company.id, &id).await?;
-    let task_types = company.catalog()?.task_types();
+    let task_types = crate::auth::catalog(&company)?.task_types();
     let patch = merge(&stored, body, &task_types, now.date_naive())?;
     let fields = patch.fields();
     let updated = state

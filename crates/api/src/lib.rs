@@ -35,6 +35,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use auth::{AUTH_TTL, AuthCache};
 pub use error::ApiError;
 pub use idempotency::{IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER};
 
@@ -51,6 +52,26 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub rules: Arc<Ruleset>,
     pub queue: Option<outdial_queue::Queue>,
+    /// Recently authenticated keys (see [`AuthCache`]).
+    pub auth: Arc<AuthCache>,
+}
+
+impl AppState {
+    /// The state for `store`, `clock` and `rules`, with `queue` when a worker fleet runs.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        rules: Arc<Ruleset>,
+        queue: Option<outdial_queue::Queue>,
+    ) -> Self {
+        AppState {
+            store,
+            clock,
+            rules,
+            queue,
+            auth: Arc::default(),
+        }
+    }
 }
 
 /// The API's routes with authentication, Idempotency-Key, the body limit, tracing and the

@@ -131,7 +131,7 @@ pub(crate) async fn create(
     if customer.do_not_call {
         return Err(do_not_call());
     }
-    let catalog = company.catalog()?;
+    let catalog = crate::auth::catalog(&company)?;
     let (def, cadence) = match (schedule_type, body.cadence) {
         (ScheduleType::Custom, Some(def)) => {
             let cadence = Cadence::parse(&def)

@@ -74,12 +74,7 @@ async fn serve(args: &ServeArgs, worker: Option<&WorkerArgs>) -> anyhow::Result<
     let queue = running.as_ref().map(|r| r.queue.clone());
     emit_line(&json!({ "listening": addr.to_string(), "demoApiKey": key }))?;
     let rules = Arc::new(Ruleset::bundled().context("the bundled ruleset is invalid")?);
-    let app = router(AppState {
-        store,
-        clock,
-        rules,
-        queue,
-    });
+    let app = router(AppState::new(store, clock, rules, queue));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await

@@ -37,12 +37,12 @@ pub async fn fixture(pool: PgPool) -> Fixture {
         .create_company("globex", now)
         .await
         .expect("create company b");
-    let app = router(AppState {
-        store: store.clone(),
-        clock: Arc::new(ManualClock::new(now)),
-        rules: Arc::new(Ruleset::bundled().expect("bundled rules")),
-        queue: None,
-    });
+    let app = router(AppState::new(
+        store.clone(),
+        Arc::new(ManualClock::new(now)),
+        Arc::new(Ruleset::bundled().expect("bundled rules")),
+        None,
+    ));
     Fixture {
         app,
         store,
