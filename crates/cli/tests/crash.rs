@@ -2,7 +2,9 @@
 //! SIGKILL again and again (and restarted) while a thousand calls fire through the simulator
 //! served over HTTP by this test. Every call is dialed at most once (at most one provider
 //! call per scheduled call, counted at the simulator), none is lost (every call ends
-//! finished), and every attempt started at an instant the policy allows.
+//! finished), and every attempt started at an instant the policy allows. The same holds
+//! when the Redis (a `redis-server` of the test's own) is flushed twice mid-run: Postgres
+//! is the truth and the reconciler puts every pending call back.
 
 mod support;
 
@@ -98,11 +100,87 @@ fn worker(db: &str, redis: &str, namespace: &str, provider: &str) -> Child {
         .expect("start outdial work")
 }
 
+/// What goes wrong while the calls fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chaos {
+    /// The first worker is SIGKILLed and restarted every 400 ms.
+    KillWorkers,
+    /// The test's own Redis is flushed (FLUSHALL) twice while the calls fire.
+    FlushRedis,
+}
+
 #[test]
 fn killed_workers_never_dial_a_call_twice_and_lose_none() {
-    let db = ScratchDb::new("crash");
     let redis =
         std::env::var("OUTDIAL_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    fire_thousand_calls(Chaos::KillWorkers, &redis);
+}
+
+#[test]
+fn a_redis_flush_mid_run_loses_no_call_and_dials_none_twice() {
+    let server = OwnRedis::start();
+    fire_thousand_calls(Chaos::FlushRedis, &server.url);
+}
+
+/// A `redis-server` of this test's own on a free loopback port (it may be flushed).
+struct OwnRedis {
+    child: Child,
+    url: String,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (ops/stack.sh installs it)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        OwnRedis { child, url }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn flushall(url: &str) {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client
+        .get_connection()
+        .expect("connect to the test's redis");
+    redis::cmd("FLUSHALL")
+        .query::<()>(&mut conn)
+        .expect("FLUSHALL");
+}
+
+fn fire_thousand_calls(chaos: Chaos, redis: &str) {
+    let redis = redis.to_owned();
+    let db = ScratchDb::new("crash");
     let namespace = format!("t:crash{}", std::process::id());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let rules = Ruleset::bundled().expect("rules");
@@ -204,7 +282,10 @@ fn killed_workers_never_dial_a_call_twice_and_lose_none() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(150);
     let mut kills = 0;
+    let mut flushes = 0;
+    let mut rounds = 0;
     loop {
+        rounds += 1;
         std::thread::sleep(Duration::from_millis(400));
         let open: i64 = runtime
             .block_on(
@@ -223,9 +304,13 @@ fn killed_workers_never_dial_a_call_twice_and_lose_none() {
         }
         assert!(
             Instant::now() < deadline,
-            "{open} calls still open after 150 s ({kills} kills)"
+            "{open} calls still open after 150 s ({kills} kills, {flushes} flushes)"
         );
-        if kills < 40 {
+        if chaos == Chaos::FlushRedis && flushes < 2 && rounds % 3 == 0 {
+            flushall(&redis);
+            flushes += 1;
+        }
+        if chaos == Chaos::KillWorkers && kills < 40 {
             let _ = workers[0].kill();
             let _ = workers[0].wait();
             kills += 1;
@@ -275,7 +360,10 @@ fn killed_workers_never_dial_a_call_twice_and_lose_none() {
             "{customer_id} was dialed at {at}, outside its window"
         );
     }
-    assert!(kills > 0, "the test killed no worker");
+    match chaos {
+        Chaos::KillWorkers => assert!(kills > 0, "the test killed no worker"),
+        Chaos::FlushRedis => assert!(flushes > 0, "the calls finished before any flush"),
+    }
     runtime.block_on(async {
         let q = outdial_queue::Queue::open(&redis, &namespace, Default::default()).expect("queue");
         let _ = q.delete_namespace().await;
