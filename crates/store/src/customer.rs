@@ -394,29 +394,17 @@ impl Store {
             query = query.bind(after);
         }
 
-        let mut tx = self.pool.begin().await?;
-        // Wait for in-flight inserts of this company, and hold new ones off until the page
+        // Waits for in-flight inserts of this company and holds new ones off until the page
         // is read (see the module documentation).
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
-            .bind(LIST_LOCK)
-            .bind(company.as_uuid())
-            .execute(&mut *tx)
-            .await?;
-        let mut rows = query.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|r| r.seq)
-        } else {
-            None
-        };
-        let customers = rows
-            .into_iter()
-            .map(Customer::try_from)
-            .collect::<Result<_>>()?;
-        Ok((customers, next))
+        crate::page::read(
+            &self.pool,
+            LIST_LOCK,
+            company,
+            query,
+            limit,
+            |r: &CustomerRow| r.seq,
+        )
+        .await
     }
 }
 

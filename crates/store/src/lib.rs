@@ -16,6 +16,7 @@ mod dispatch;
 mod error;
 mod idempotency;
 mod outbox;
+mod page;
 mod pending;
 mod schedule;
 mod scheduled_call;

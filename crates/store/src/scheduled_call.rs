@@ -336,27 +336,15 @@ impl Store {
         if let Some(after) = after {
             query = query.bind(after);
         }
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
-            .bind(CALL_LIST_LOCK)
-            .bind(company.as_uuid())
-            .execute(&mut *tx)
-            .await?;
-        let mut rows = query.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|r| r.seq)
-        } else {
-            None
-        };
-        let calls = rows
-            .into_iter()
-            .map(ScheduledCallRecord::try_from)
-            .collect::<Result<_>>()?;
-        Ok((calls, next))
+        crate::page::read(
+            &self.pool,
+            CALL_LIST_LOCK,
+            company,
+            query,
+            limit,
+            |r: &CallRow| r.seq,
+        )
+        .await
     }
 
     /// Cancels one pending call. A call a worker holds, or one already finished, is
