@@ -61,7 +61,7 @@ pub(crate) async fn create(
             ),
             other => other.into(),
         })?;
-    tracing::info!(customer.id = %stored.id, "customer created");
+    tracing::debug!(customer.id = %stored.id, "customer created");
     Ok((StatusCode::CREATED, Json(stored)))
 }
 

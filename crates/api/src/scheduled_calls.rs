@@ -229,7 +229,7 @@ pub(crate) async fn create(
             outdial_store::Error::DoNotCall => do_not_call(),
             other => other.into(),
         })?;
-    tracing::info!(
+    tracing::debug!(
         customer.id = %customer.id,
         schedule.id = %created.schedule_id,
         schedule.calls = created.calls.len(),
