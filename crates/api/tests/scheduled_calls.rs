@@ -41,6 +41,15 @@ fn ids(calls: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The newest entry of a scheduled call's decision trail.
+fn last_entry(call: &Value) -> Value {
+    call["decisionTrail"]
+        .as_array()
+        .and_then(|t| t.last())
+        .cloned()
+        .expect("a non-empty decision trail")
+}
+
 fn instant(v: &Value) -> DateTime<Utc> {
     v.as_str().expect("an instant").parse().expect("RFC 3339")
 }
@@ -134,12 +143,7 @@ async fn a_new_schedule_replaces_the_old_and_cancels_its_pending_calls(pool: PgP
     for id in ids(&old) {
         let (_, call) = get(&f.app, &f.key_a, &format!("/scheduled-calls/{id}")).await;
         assert_eq!(call["status"], "cancelled", "{call}");
-        let last = call["decisionTrail"]
-            .as_array()
-            .unwrap()
-            .last()
-            .unwrap()
-            .clone();
+        let last = last_entry(&call);
         assert_eq!(last["event"], "cancelled");
         assert_eq!(last["reason"], "schedule_replaced");
     }
@@ -359,12 +363,7 @@ async fn patching_do_not_call_cancels_every_pending_call(pool: PgPool) {
     for id in ids(&calls) {
         let (_, call) = get(&f.app, &f.key_a, &format!("/scheduled-calls/{id}")).await;
         assert_eq!(call["status"], "cancelled");
-        let last = call["decisionTrail"]
-            .as_array()
-            .unwrap()
-            .last()
-            .unwrap()
-            .clone();
+        let last = last_entry(&call);
         assert_eq!(last["reason"], "do_not_call");
     }
 }
@@ -418,12 +417,7 @@ async fn reschedule_is_checked_against_the_policy(pool: PgPool) {
     assert_eq!(status, StatusCode::OK, "{moved}");
     assert_eq!(moved["scheduledAt"], "2026-05-06T18:30:00Z");
     assert_eq!(moved["localTime"], "2026-05-06T14:30:00-04:00");
-    let last = moved["decisionTrail"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
+    let last = last_entry(&moved);
     assert_eq!(last["event"], "rescheduled");
 }
 
