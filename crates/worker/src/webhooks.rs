@@ -86,21 +86,13 @@ pub async fn run(
         let sends = batch
             .into_iter()
             .map(|d| deliver(&client, &store, clock.as_ref(), &config, d));
-        for result in futures_join(sends).await {
+        // The batch's deliveries run concurrently: one slow endpoint does not hold up the rest.
+        for result in futures_util::future::join_all(sends).await {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "cannot record a webhook delivery");
             }
         }
     }
-}
-
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    let handles: Vec<_> = futures.collect();
-    for f in handles {
-        out.push(f.await);
-    }
-    out
 }
 
 /// One try of one event.
