@@ -28,7 +28,8 @@
 //! `test_before_acquire` on that pool), `OUTDIAL_BENCH_ALT_BIN` (another `outdial` binary,
 //! e.g. a patched build, run on its own scratch database through the server scenarios
 //! right after this build's, rows marked `(alt)`), `OUTDIAL_BENCH_BIN` (the binary to
-//! load instead of this build's). Exits non-zero when any request failed.
+//! load instead of this build's), `OUTDIAL_BENCH_PG_SET` (`name=value;…` set on the
+//! scratch database before the server starts, e.g. `log_min_duration_statement=2`). Exits non-zero when any request failed.
 //!
 //! Load goes to 127.0.0.1 only, each phase is bounded in time and every request has a
 //! timeout. `cargo test` neither builds nor runs this (bench targets are not tested).
@@ -83,6 +84,9 @@ struct Config {
     ping: bool,
     bin: String,
     alt_bin: Option<String>,
+    /// `ALTER DATABASE … SET` pairs for the scratch database, from `OUTDIAL_BENCH_PG_SET`
+    /// (`name=value;name=value`), e.g. `log_min_duration_statement=2` to find slow statements.
+    pg_settings: Vec<(String, String)>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -126,6 +130,23 @@ impl Config {
             bin: std::env::var("OUTDIAL_BENCH_BIN")
                 .unwrap_or_else(|_| env!("CARGO_BIN_EXE_outdial").to_owned()),
             alt_bin: std::env::var("OUTDIAL_BENCH_ALT_BIN").ok(),
+            pg_settings: std::env::var("OUTDIAL_BENCH_PG_SET")
+                .unwrap_or_default()
+                .split(';')
+                .filter(|s| !s.trim().is_empty())
+                .map(|pair| {
+                    let (name, value) = pair
+                        .split_once('=')
+                        .expect("OUTDIAL_BENCH_PG_SET: name=value pairs separated by ';'");
+                    assert!(
+                        name.trim()
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'),
+                        "OUTDIAL_BENCH_PG_SET: {name:?} is not a setting name"
+                    );
+                    (name.trim().to_owned(), value.trim().to_owned())
+                })
+                .collect(),
         }
     }
 
@@ -599,6 +620,9 @@ fn main() -> ExitCode {
         .expect("the load generator's runtime");
     let rows = {
         let db = support::ScratchDb::new("bench");
+        for (name, value) in &config.pg_settings {
+            db.set(name, value);
+        }
         let alt_db = config
             .alt_bin
             .as_ref()

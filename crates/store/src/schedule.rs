@@ -4,8 +4,8 @@
 //! single transaction: locks the customer row (so a concurrent `doNotCall` or cancellation
 //! is ordered before or after, never in between), refuses a do-not-call customer, ends the
 //! active schedule and cancels its pending calls (`schedule_replaced` in their trails), then
-//! inserts the schedule, its calls and their first trail entries. The plan itself is made by
-//! the caller with `outdial_domain::schedule::expand` (pure), so a dry run stores nothing.
+//! inserts the schedule and its calls (each row carries its first trail entry). The plan
+//! itself is made by the caller with `outdial_domain::schedule::expand` (pure), so a dry run stores nothing.
 
 use chrono::{DateTime, Utc};
 use outdial_domain::schedule::{CadenceDef, Plan};
@@ -16,8 +16,7 @@ use uuid::Uuid;
 
 use crate::company::CompanyId;
 use crate::scheduled_call::{
-    CALL_LIST_LOCK, Pending, ScheduledCallRecord, append_trail, cancel_pending,
-    end_active_schedule, local_time,
+    CALL_LIST_LOCK, Pending, ScheduledCallRecord, cancel_pending, end_active_schedule, local_time,
 };
 use crate::{Error, Result, Store};
 
@@ -148,8 +147,9 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
-                 due_at, slot_at, reasons, created_at, updated_at)
-             SELECT id, $1, $2, $3, 'scheduled', due_at, slot_at, reasons::jsonb, $4, $4
+                 due_at, slot_at, reasons, created_at, updated_at, planned_due_at, planned_reasons)
+             SELECT id, $1, $2, $3, 'scheduled', due_at, slot_at, reasons::jsonb, $4, $4,
+                 due_at, reasons::jsonb
              FROM unnest($5::uuid[], $6::timestamptz[], $7::timestamptz[], $8::text[])
                  AS c(id, due_at, slot_at, reasons)",
         )
@@ -163,8 +163,8 @@ impl Store {
         .bind(&reasons)
         .execute(&mut *tx)
         .await?;
-        let trail: Vec<(CallId, &_)> = calls.iter().map(|c| (c.id, &c.trail[0])).collect();
-        append_trail(&mut tx, &trail).await?;
+        // Each call's first trail entry ("planned") is the row's `planned_due_at`,
+        // `planned_reasons` and `created_at` (migration 0008), not a `call_events` row.
         tx.commit().await?;
 
         let records = calls

@@ -282,11 +282,22 @@ impl Store {
         let mut record = ScheduledCallRecord::try_from(row.ok_or(Error::NotFound {
             what: "scheduled call",
         })?)?;
-        let trail: Vec<(String,)> =
-            sqlx::query_as("SELECT entry::text FROM call_events WHERE call_id = $1 ORDER BY id")
-                .bind(*id.as_uuid())
-                .fetch_all(&self.pool)
-                .await?;
+        // The "planned" entry is on the row (migration 0008) unless the row predates it or
+        // a worker's follow-up added the call, when it is the first `call_events` row.
+        let trail: Vec<(String,)> = sqlx::query_as(
+            "SELECT entry FROM (
+                 SELECT 0 AS o, 0::bigint AS id, jsonb_build_object(
+                         'at', created_at, 'event', 'planned', 'status', 'scheduled',
+                         'dueAt', planned_due_at, 'blocks', coalesce(planned_reasons, '[]'))::text
+                         AS entry
+                     FROM scheduled_calls WHERE id = $1 AND planned_due_at IS NOT NULL
+                 UNION ALL
+                 SELECT 1, id, entry::text FROM call_events WHERE call_id = $1
+             ) t ORDER BY o, id",
+        )
+        .bind(*id.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
         record.decision_trail = Some(
             trail
                 .iter()
@@ -322,7 +333,8 @@ impl Store {
             clause(&mut sql, "sc.status = ?");
         }
         if filter.flag.is_some() {
-            clause(&mut sql, "sc.flags @> ARRAY[?::text]");
+            // `flags <> '{}'` is the flag index's predicate (migration 0008).
+            clause(&mut sql, "sc.flags <> '{}' AND sc.flags @> ARRAY[?::text]");
         }
         if after.is_some() {
             clause(&mut sql, "sc.seq > ?");

@@ -26,6 +26,17 @@ impl ScratchDb {
         let url = format!("{base}/{name}");
         ScratchDb { admin, name, url }
     }
+
+    /// Sets `name = value` for every later session on this database (`ALTER DATABASE …
+    /// SET`), e.g. to turn on statement logging for one benchmark run.
+    #[allow(dead_code)] // used by the api_load bench, not by every test binary
+    pub fn set(&self, name: &str, value: &str) {
+        let value = value.replace('\'', "''");
+        psql(
+            &self.admin,
+            &format!("ALTER DATABASE {} SET {name} = '{value}'", self.name),
+        );
+    }
 }
 
 impl Drop for ScratchDb {
