@@ -5,8 +5,9 @@
 //! service; tests drive it with `tower::ServiceExt::oneshot`, the binary serves it. Every
 //! failure, including those raised by middleware (an oversize body, an unknown route), leaves
 //! as one JSON envelope, `{"error": {"code", "message", "fields"}}` ([`ApiError`]). This
-//! crate depends on `outdial-domain` and `outdial-store`; it must not read the environment,
-//! install a tracing subscriber or depend on the CLI.
+//! crate depends on `outdial-domain`, `outdial-store`, `outdial-queue` (new calls are
+//! enqueued) and `outdial-dialer` (the provider callback's signature scheme); it must not
+//! read the environment, install a tracing subscriber or depend on the CLI.
 
 mod auth;
 mod body;
@@ -17,6 +18,7 @@ mod idempotency;
 mod mirror;
 mod openapi;
 mod patch;
+mod provider;
 mod query;
 mod scheduled_calls;
 mod webhook;
@@ -25,7 +27,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use outdial_domain::Clock;
 use outdial_domain::policy::Ruleset;
 use outdial_store::Store;
@@ -38,6 +40,7 @@ use utoipa_axum::routes;
 pub use auth::{AUTH_TTL, AuthCache};
 pub use error::ApiError;
 pub use idempotency::{IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER};
+pub use provider::SIGNATURE_TOLERANCE;
 
 /// The largest request body accepted, in bytes (1 MiB); larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -54,6 +57,9 @@ pub struct AppState {
     pub queue: Option<outdial_queue::Queue>,
     /// Recently authenticated keys (see [`AuthCache`]).
     pub auth: Arc<AuthCache>,
+    /// The key the telephony provider signs its call events with; `None`: `POST
+    /// /provider/events` answers 404.
+    pub provider_secret: Option<Arc<[u8]>>,
 }
 
 impl AppState {
@@ -70,7 +76,14 @@ impl AppState {
             rules,
             queue,
             auth: Arc::default(),
+            provider_secret: None,
         }
+    }
+
+    /// Accepts provider call events signed with `secret` on `POST /provider/events`.
+    pub fn with_provider_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.provider_secret = Some(Arc::from(secret.into()));
+        self
     }
 }
 
@@ -91,6 +104,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_api_key,
         ))
+        // The provider authenticates by signature, not X-API-Key (see `provider.rs`).
+        .route("/provider/events", post(provider::receive))
         .route(
             "/openapi.json",
             get(move || {

@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// A fixed API key for the demo company, for scripted use
     #[arg(long, env = "OUTDIAL_DEMO_API_KEY", hide_env_values = true)]
     demo_api_key: Option<String>,
+    /// The key the telephony provider signs its call events with; enables `POST
+    /// /provider/events` (without it that route answers 404)
+    #[arg(long, env = "OUTDIAL_PROVIDER_SECRET", hide_env_values = true)]
+    provider_secret: Option<String>,
 }
 
 /// `outdial serve`, or with `worker` `outdial run` (the API, the dispatch worker, webhook
@@ -74,7 +78,11 @@ async fn serve(args: &ServeArgs, worker: Option<&WorkerArgs>) -> anyhow::Result<
     let queue = running.as_ref().map(|r| r.queue.clone());
     emit_line(&json!({ "listening": addr.to_string(), "demoApiKey": key }))?;
     let rules = Arc::new(Ruleset::bundled().context("the bundled ruleset is invalid")?);
-    let app = router(AppState::new(store, clock, rules, queue));
+    let mut state = AppState::new(store, clock, rules, queue);
+    if let Some(secret) = args.provider_secret.as_deref().filter(|s| !s.is_empty()) {
+        state = state.with_provider_secret(secret.as_bytes());
+    }
+    let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await

@@ -56,6 +56,11 @@ pub struct WorkerArgs {
         default_value = ""
     )]
     provider_token: String,
+    /// Where the provider should post call events (outdial's `POST /provider/events`,
+    /// served with `OUTDIAL_PROVIDER_SECRET`); sent with every call. With it, live calls
+    /// are followed from the received events and looked up at the provider every 5th poll
+    #[arg(long, env = "OUTDIAL_PROVIDER_CALLBACK_URL")]
+    provider_callback_url: Option<String>,
     /// The simulator's timing
     #[arg(long, env = "OUTDIAL_SIMULATOR", value_enum, default_value_t = SimTiming::Realistic)]
     simulator: SimTiming,
@@ -114,13 +119,11 @@ pub async fn start(
     )
     .context("bad Redis namespace")?;
     let dialer: Arc<dyn Dialer> = match &args.provider_url {
-        Some(url) => Arc::new(
-            HttpDialer::new(HttpDialerConfig::new(
-                url.clone(),
-                args.provider_token.clone(),
-            ))
-            .context("cannot build the HTTP provider")?,
-        ),
+        Some(url) => {
+            let mut config = HttpDialerConfig::new(url.clone(), args.provider_token.clone());
+            config.callback_url = args.provider_callback_url.clone();
+            Arc::new(HttpDialer::new(config).context("cannot build the HTTP provider")?)
+        }
         None => {
             let config = SimConfig::new(args.seed);
             let config = match args.simulator {
@@ -154,6 +157,7 @@ pub async fn start(
             default_caller_id: PhoneNumber::parse("+12025550100")
                 .context("the default caller ID")?,
             shutdown_grace: Duration::from_secs(20),
+            callbacks: args.provider_url.is_some() && args.provider_callback_url.is_some(),
         },
     });
     let (stop, shutdown) = watch::channel(false);

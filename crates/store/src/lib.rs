@@ -18,6 +18,7 @@ mod idempotency;
 mod outbox;
 mod page;
 mod pending;
+mod provider_event;
 mod schedule;
 mod scheduled_call;
 
@@ -34,6 +35,7 @@ pub use idempotency::{Idempotent, KEY_RETENTION_HOURS};
 pub use outbox::{Delivery, DeliveryState};
 pub use outdial_domain::follow_up::FollowUp;
 pub use pending::PendingCall;
+pub use provider_event::ProviderEvent;
 pub use schedule::{CreatedSchedule, NewSchedule};
 pub use scheduled_call::{CallFilter, Cancellation, InFlight, MAX_CALL_PAGE, ScheduledCallRecord};
 

@@ -50,7 +50,14 @@ pub struct WorkerConfig {
     pub default_caller_id: PhoneNumber,
     /// How long to finish or hand back in-flight calls after SIGTERM.
     pub shutdown_grace: Duration,
+    /// The provider posts call events to outdial's callback route: a live call is followed
+    /// from the stored events each poll and looked up at the provider only every
+    /// [`LOOKUP_EVERY_WITH_CALLBACKS`] polls (a lost callback costs at most that delay).
+    pub callbacks: bool,
 }
+
+/// With callbacks, one provider lookup per this many polls.
+pub const LOOKUP_EVERY_WITH_CALLBACKS: u32 = 5;
 
 /// What the dispatch loop needs.
 #[derive(Debug, Clone)]
@@ -352,6 +359,7 @@ impl Dispatcher {
                 .mark_dialed(call.id, call.token, Some(&provider.id), started)
                 .await?;
         }
+        let mut polls: u32 = 0;
         while !provider.is_ended() {
             let now = self.clock.now();
             if now - started > chrono(self.config.max_call) {
@@ -364,6 +372,15 @@ impl Dispatcher {
                 .renew_leases(&[(call.id, call.token)], until)
                 .await?;
             self.queue.renew(&job.job, job.token, until).await?;
+            polls = polls.wrapping_add(1);
+            if self.config.callbacks {
+                if let Some(reported) = self.reported(key).await {
+                    provider = reported;
+                }
+                if provider.is_ended() || !polls.is_multiple_of(LOOKUP_EVERY_WITH_CALLBACKS) {
+                    continue;
+                }
+            }
             match self.dialer.lookup(key).await {
                 Ok(Some(found)) => provider = found,
                 Ok(None) => {}
@@ -374,6 +391,26 @@ impl Dispatcher {
         finish(self, call, Some(call.token), call.attempt, &ended).await?;
         self.queue.ack(&job.job, job.token).await?;
         Ok(())
+    }
+}
+
+impl Dispatcher {
+    /// The newest state the provider reported for `key` on the callback route, if any.
+    async fn reported(&self, key: &IdempotencyKey) -> Option<ProviderCall> {
+        match self.store.provider_call_state(key.as_str()).await {
+            Ok(Some(state)) => match serde_json::from_value(state) {
+                Ok(call) => Some(call),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a stored provider event is not a provider call");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "stored provider events unreadable; asking the provider");
+                None
+            }
+        }
     }
 }
 

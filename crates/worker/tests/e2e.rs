@@ -3,6 +3,7 @@
 //! customer → schedule → reconcile (Postgres → Redis) → dispatch → simulated call → result
 //! → flags applied → signed webhook received and verified.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,9 +13,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use chrono::{DateTime, TimeZone, Utc};
+use outdial_dialer::callback::{CallEvent, EventKind};
 use outdial_dialer::limits::Limits;
-use outdial_dialer::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature};
-use outdial_dialer::{IdempotencyKey, Scenario, SimConfig, Simulator};
+use outdial_dialer::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature};
+use outdial_dialer::{
+    CallState, DialError, DialRequest, Dialer, IdempotencyKey, Placed, ProviderCall, Scenario,
+    SimConfig, Simulator,
+};
 use outdial_domain::policy::Ruleset;
 use outdial_domain::schedule::{Cadence, Plan, PlannedCall};
 use outdial_domain::task::ScheduleType;
@@ -22,11 +27,13 @@ use outdial_domain::{
     AttemptNo, CallStatus, Clock, CustomerInput, CustomerRef, ManualClock, PhoneNumber,
 };
 use outdial_queue::{Queue, QueueConfig};
-use outdial_store::{NewSchedule, Store};
+use outdial_store::{CompanyId, CreatedSchedule, NewSchedule, Store};
 use outdial_worker::webhooks::WebhookConfig;
 use outdial_worker::{Dispatcher, WorkerConfig, reconciler, webhooks};
+use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 /// Tuesday 5 May 2026, 11:00 in New York: inside every window.
 fn now() -> DateTime<Utc> {
@@ -97,6 +104,84 @@ fn customer() -> outdial_domain::Customer {
         .expect("valid")
 }
 
+/// Schedules three calls for customer `c1`: one due now, two later the same week.
+async fn three_calls(store: &Store, company: CompanyId) -> CreatedSchedule {
+    let def = Cadence::default_def(ScheduleType::Collections).expect("default");
+    let plan = Plan {
+        calls: [0, 26, 50]
+            .iter()
+            .map(|h| {
+                let at = now() + chrono::Duration::hours(*h);
+                PlannedCall {
+                    at,
+                    local: at.naive_utc(),
+                    slot: at,
+                    moved_by: vec![],
+                }
+            })
+            .collect(),
+        dropped: vec![],
+    };
+    let id: CustomerRef = "c1".parse().expect("ref");
+    store
+        .create_schedule(
+            company,
+            &NewSchedule {
+                customer_id: &id,
+                schedule_type: ScheduleType::Collections,
+                task_type: "collections",
+                loan_id: Some("loan-1"),
+                cadence: &def,
+                ruleset: "test",
+                zone: chrono_tz::America::New_York,
+                plan: &plan,
+            },
+            now(),
+        )
+        .await
+        .expect("schedule")
+}
+
+/// A dispatcher on its own queue namespace, dialing through `dialer`, polling live calls
+/// every 50 ms.
+async fn dispatcher(
+    store: &Store,
+    clock: &Arc<dyn Clock>,
+    dialer: Arc<dyn Dialer>,
+    callbacks: bool,
+) -> Arc<Dispatcher> {
+    let test = uuid::Uuid::new_v4();
+    // The queue adds its own hash tag per partition; the limits take a tagged namespace.
+    let queue =
+        Queue::open(&redis_url(), &format!("t:{test}"), QueueConfig::default()).expect("queue");
+    let limits = Limits::new(
+        redis().await,
+        &format!("t:{{{test}}}:limits"),
+        Arc::clone(clock),
+    )
+    .expect("limits");
+    Arc::new(Dispatcher {
+        store: store.clone(),
+        queue,
+        dialer,
+        limits,
+        rules: Arc::new(Ruleset::bundled().expect("rules")),
+        clock: Arc::clone(clock),
+        config: WorkerConfig {
+            owner: "test-worker".into(),
+            batch: 16,
+            max_in_flight: 8,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(50),
+            max_call: Duration::from_secs(10),
+            idle: Duration::from_millis(50),
+            default_caller_id: PhoneNumber::parse("+12125550100").expect("caller id"),
+            shutdown_grace: Duration::from_secs(5),
+            callbacks,
+        },
+    })
+}
+
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]
 async fn a_scheduled_call_is_dialed_once_its_dnc_applied_and_a_signed_webhook_delivered(
     pool: PgPool,
@@ -116,75 +201,14 @@ async fn a_scheduled_call_is_dialed_once_its_dnc_applied_and_a_signed_webhook_de
         .await
         .expect("customer");
 
-    // Three calls: one due now, two later the same week.
-    let def = Cadence::default_def(ScheduleType::Collections).expect("default");
-    let plan = Plan {
-        calls: [0, 26, 50]
-            .iter()
-            .map(|h| {
-                let at = now() + chrono::Duration::hours(*h);
-                PlannedCall {
-                    at,
-                    local: at.naive_utc(),
-                    slot: at,
-                    moved_by: vec![],
-                }
-            })
-            .collect(),
-        dropped: vec![],
-    };
-    let id: CustomerRef = "c1".parse().expect("ref");
-    let created = store
-        .create_schedule(
-            company.id,
-            &NewSchedule {
-                customer_id: &id,
-                schedule_type: ScheduleType::Collections,
-                task_type: "collections",
-                loan_id: Some("loan-1"),
-                cadence: &def,
-                ruleset: "test",
-                zone: chrono_tz::America::New_York,
-                plan: &plan,
-            },
-            now(),
-        )
-        .await
-        .expect("schedule");
+    let created = three_calls(&store, company.id).await;
     let first = created.calls[0].id;
 
-    let test = uuid::Uuid::new_v4();
-    // The queue adds its own hash tag per partition; the limits take a tagged namespace.
-    let queue =
-        Queue::open(&redis_url(), &format!("t:{test}"), QueueConfig::default()).expect("queue");
-    let limits = Limits::new(
-        redis().await,
-        &format!("t:{{{test}}}:limits"),
-        Arc::clone(&clock),
-    )
-    .expect("limits");
     let simulator = Simulator::new(SimConfig::new(7).instant(), Arc::clone(&clock));
     let phone = PhoneNumber::parse("+12125550123").expect("phone");
     simulator.script(&phone, Scenario::DoNotCall);
-    let dispatcher = Arc::new(Dispatcher {
-        store: store.clone(),
-        queue: queue.clone(),
-        dialer: Arc::new(simulator.clone()),
-        limits,
-        rules: Arc::new(Ruleset::bundled().expect("rules")),
-        clock: Arc::clone(&clock),
-        config: WorkerConfig {
-            owner: "test-worker".into(),
-            batch: 16,
-            max_in_flight: 8,
-            lease: Duration::from_secs(30),
-            poll: Duration::from_millis(50),
-            max_call: Duration::from_secs(10),
-            idle: Duration::from_millis(50),
-            default_caller_id: PhoneNumber::parse("+12125550100").expect("caller id"),
-            shutdown_grace: Duration::from_secs(5),
-        },
-    });
+    let dispatcher = dispatcher(&store, &clock, Arc::new(simulator.clone()), false).await;
+    let queue = dispatcher.queue.clone();
 
     // Postgres → Redis: the reconciler enqueues every pending row.
     reconciler::pass(&dispatcher).await.expect("reconcile");
@@ -279,4 +303,181 @@ async fn a_scheduled_call_is_dialed_once_its_dnc_applied_and_a_signed_webhook_de
             .any(|f| f == "DNC")
     );
     queue.delete_namespace().await.expect("cleanup");
+}
+
+/// A provider that never reports an end by lookup: the place request and every lookup say
+/// "ringing", so a call can only finish from the event posted to the callback route. It
+/// dials through the instant simulator and keeps each ended call for the test to post.
+#[derive(Debug)]
+struct SilentProvider {
+    inner: Simulator,
+    ended: Mutex<Vec<ProviderCall>>,
+    lookups: AtomicU32,
+}
+
+fn ringing(mut call: ProviderCall) -> ProviderCall {
+    call.state = CallState::Ringing;
+    call.answered_at = None;
+    call.ended_at = None;
+    call.result = None;
+    call
+}
+
+#[async_trait::async_trait]
+impl Dialer for SilentProvider {
+    async fn place(&self, request: DialRequest) -> Result<Placed, DialError> {
+        let placed = self.inner.place(request).await?;
+        self.ended.lock().expect("lock").push(placed.call.clone());
+        Ok(Placed {
+            call: ringing(placed.call),
+            replayed: placed.replayed,
+        })
+    }
+
+    async fn lookup(&self, key: &IdempotencyKey) -> Result<Option<ProviderCall>, DialError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        Ok(self.inner.lookup(key).await?.map(ringing))
+    }
+}
+
+async fn post_event(app: &axum::Router, body: &[u8], signature: &str, at: i64) -> (u16, Value) {
+    let request = axum::http::Request::post("/provider/events")
+        .header("content-type", "application/json")
+        .header(TIMESTAMP_HEADER, at.to_string())
+        .header(SIGNATURE_HEADER, signature)
+        .body(axum::body::Body::from(body.to_vec()))
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("response");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn a_live_call_finishes_from_the_providers_signed_callback(pool: PgPool) {
+    const SECRET: &[u8] = b"provider-signing-secret";
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
+    let store = Store::new(pool);
+    let (company, _) = store.create_company("acme", now()).await.expect("company");
+    store
+        .insert_customer(company.id, &customer(), now())
+        .await
+        .expect("customer");
+    let created = three_calls(&store, company.id).await;
+    let first = created.calls[0].id;
+    let app = outdial_api::router(
+        outdial_api::AppState::new(
+            store.clone(),
+            Arc::clone(&clock),
+            Arc::new(Ruleset::bundled().expect("rules")),
+            None,
+        )
+        .with_provider_secret(SECRET),
+    );
+
+    let provider = Arc::new(SilentProvider {
+        inner: Simulator::new(SimConfig::new(7).instant(), Arc::clone(&clock)),
+        ended: Mutex::default(),
+        lookups: AtomicU32::new(0),
+    });
+    provider.inner.script(
+        &PhoneNumber::parse("+12125550123").expect("phone"),
+        Scenario::VoicemailMessageLeft,
+    );
+    let dispatcher = dispatcher(&store, &clock, provider.clone(), true).await;
+    reconciler::pass(&dispatcher).await.expect("reconcile");
+    let (stop, shutdown) = watch::channel(false);
+    let worker = tokio::spawn(Arc::clone(&dispatcher).run(shutdown));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        if let Some(call) = provider.ended.lock().expect("lock").first().cloned() {
+            break call;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never dialed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Lookups keep saying "ringing": the call stays live until the callback arrives.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let live = store.scheduled_call(company.id, first).await.expect("call");
+    assert_eq!(live.status, CallStatus::InProgress, "{live:?}");
+    assert!(
+        provider.lookups.load(Ordering::SeqCst) >= 1,
+        "with callbacks the provider is still looked up now and then"
+    );
+
+    let event = CallEvent::new(EventKind::Ended, ended.clone());
+    let body = serde_json::to_vec(&event).expect("event json");
+    let at = clock.now().timestamp();
+    // Refused: no signature, a wrong secret, a stale timestamp.
+    let (status, error) = post_event(&app, &body, "", at).await;
+    assert_eq!(status, 401, "{error}");
+    assert_eq!(error["error"]["code"], "invalid_signature");
+    let (status, _) = post_event(&app, &body, &sign(b"another secret", at, &body), at).await;
+    assert_eq!(status, 401);
+    let stale = at - 3600;
+    let (status, _) = post_event(&app, &body, &sign(SECRET, stale, &body), stale).await;
+    assert_eq!(status, 401);
+    let live = store.scheduled_call(company.id, first).await.expect("call");
+    assert_eq!(
+        live.status,
+        CallStatus::InProgress,
+        "a refused event changes nothing"
+    );
+    // Signed but not an event: 400 naming the missing field.
+    let junk = br#"{"id":"x"}"#;
+    let (status, error) = post_event(&app, junk, &sign(SECRET, at, junk), at).await;
+    assert_eq!(status, 400, "{error}");
+    // Accepted once; a retried delivery is acknowledged as a duplicate.
+    let signature = sign(SECRET, at, &body);
+    let (status, ack) = post_event(&app, &body, &signature, at).await;
+    assert_eq!(
+        (status, ack["duplicate"].as_bool()),
+        (200, Some(false)),
+        "{ack}"
+    );
+    let (status, ack) = post_event(&app, &body, &signature, at).await;
+    assert_eq!(
+        (status, ack["duplicate"].as_bool()),
+        (200, Some(true)),
+        "{ack}"
+    );
+
+    let done = loop {
+        let call = store.scheduled_call(company.id, first).await.expect("call");
+        if call.status != CallStatus::InProgress && call.status != CallStatus::Dialing {
+            break call;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the callback did not finish the call: {call:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stop.send(true).expect("stop");
+    worker.await.expect("worker");
+
+    let result = ended.result.as_ref().expect("an ended call has a result");
+    assert_eq!(done.status, result.outcome.status(), "{done:?}");
+    let (calls, _) = store
+        .list_calls(company.id, "c1", None, 10)
+        .await
+        .expect("calls");
+    assert_eq!(calls.len(), 1, "dialed once");
+    assert_eq!(
+        calls[0].transcript, result.transcript,
+        "the event's result is stored"
+    );
+    assert_eq!(
+        provider
+            .inner
+            .place_requests(&IdempotencyKey::for_attempt(first, AttemptNo::FIRST)),
+        1
+    );
+    dispatcher.queue.delete_namespace().await.expect("cleanup");
 }
