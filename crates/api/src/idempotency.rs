@@ -1,9 +1,9 @@
 //! `Idempotency-Key` on every POST.
 //!
 //! A POST carrying the header is run at most once per company and key: the first request
-//! claims the key and its response (status and body, 4xx included) is stored; a repeat of
-//! the same request (method, path, query and body, compared by SHA-256) gets the stored
-//! response again with `Idempotent-Replayed: true`; the same key with a different request is
+//! claims the key and its response (status, `Outdial-*` and `Location` headers and body, 4xx
+//! included) is stored; a repeat of the same request (method, path, query and body, compared
+//! by SHA-256) gets the stored response again with `Idempotent-Replayed: true`; the same key with a different request is
 //! 409 `idempotency_key_reused`, and a repeat while the first is still running is 409
 //! `idempotency_key_in_progress` (retry shortly). A 5xx releases the key so a retry runs
 //! again. Keys are kept 24 hours ([`outdial_store::KEY_RETENTION_HOURS`]). Keys are 1–255
@@ -94,7 +94,11 @@ pub(crate) async fn idempotent(
         .await?
     {
         Idempotent::Proceed => {}
-        Idempotent::Replay { status, body } => {
+        Idempotent::Replay {
+            status,
+            headers: stored,
+            body,
+        } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let mut response = (status, body).into_response();
             let headers = response.headers_mut();
@@ -102,6 +106,14 @@ pub(crate) async fn idempotent(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            for (name, value) in stored {
+                if let (Ok(name), Ok(value)) = (
+                    header::HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    headers.insert(name, value);
+                }
+            }
             headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             return Ok(response);
         }
@@ -135,9 +147,23 @@ pub(crate) async fn idempotent(
             return Err(ApiError::internal(&e));
         }
     };
+    let replayed: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| replays(name))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
     state
         .store
-        .finish_idempotent(company.id, &key, status.as_u16(), &bytes)
+        .finish_idempotent(company.id, &key, status.as_u16(), &replayed, &bytes)
         .await?;
     Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// Whether a replay repeats response header `name`: outdial's own (`Outdial-*`) and
+/// `Location`; not hop-by-hop or per-response ones (`Date`, `Content-Length`).
+fn replays(name: &header::HeaderName) -> bool {
+    name == header::LOCATION || name.as_str().starts_with("outdial-")
 }

@@ -544,6 +544,17 @@ async fn keyed_as(
     uri: &str,
     body: &Value,
 ) -> (StatusCode, bool, Value) {
+    let (status, headers, body) = keyed_response(f, api_key, key, uri, body).await;
+    (status, headers.contains_key("idempotent-replayed"), body)
+}
+
+async fn keyed_response(
+    f: &Fixture,
+    api_key: &str,
+    key: &str,
+    uri: &str,
+    body: &Value,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
@@ -557,7 +568,7 @@ async fn keyed_as(
         .expect("request");
     let response = f.app.clone().oneshot(req).await.expect("router answers");
     let status = response.status();
-    let replayed = response.headers().contains_key("idempotent-replayed");
+    let headers = response.headers().clone();
     let bytes = response
         .into_body()
         .collect()
@@ -566,7 +577,7 @@ async fn keyed_as(
         .to_bytes();
     (
         status,
-        replayed,
+        headers,
         serde_json::from_slice(&bytes).expect("JSON body"),
     )
 }
@@ -592,6 +603,29 @@ async fn idempotency_key_replays_the_same_request_and_refuses_another(pool: PgPo
         ids(&first),
         "one schedule, nothing cancelled"
     );
+
+    // The replay repeats outdial's own headers: the same schedule id, the same drops.
+    let (_, first_headers, _) =
+        keyed_response(&f, &f.key_a, "k-1", "/scheduled-calls/c1", &body).await;
+    for name in ["outdial-schedule-id", "outdial-dropped-slots"] {
+        assert!(
+            first_headers.contains_key(name),
+            "{name} in {first_headers:?}"
+        );
+    }
+    let (status, created_headers, _) =
+        keyed_response(&f, &f.key_a, "k-4", "/scheduled-calls/c1", &body).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, replay_headers, _) =
+        keyed_response(&f, &f.key_a, "k-4", "/scheduled-calls/c1", &body).await;
+    assert!(replay_headers.contains_key("idempotent-replayed"));
+    for name in ["outdial-schedule-id", "outdial-dropped-slots"] {
+        assert_eq!(
+            replay_headers.get(name),
+            created_headers.get(name),
+            "{name}"
+        );
+    }
 
     let other = json!({"scheduleType": "verification"});
     let (status, _, error) = keyed(&f, "k-1", "/scheduled-calls/c1", &other).await;

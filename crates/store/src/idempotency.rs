@@ -22,15 +22,25 @@ pub const KEY_RETENTION_HOURS: i64 = 24;
 pub const STALE_CLAIM_SECS: i64 = 60;
 
 /// `request_sha256, status, response` of a stored key.
-type KeyRow = (Vec<u8>, Option<i16>, Option<Vec<u8>>);
+type KeyRow = (
+    Vec<u8>,
+    Option<i16>,
+    Option<Vec<u8>>,
+    Option<sqlx::types::Json<Vec<(String, String)>>>,
+);
 
 /// The answer to claiming a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Idempotent {
     /// The key is new (or expired): run the request, then finish or abandon the key.
     Proceed,
-    /// The same request already ran: replay its status and body.
-    Replay { status: u16, body: Vec<u8> },
+    /// The same request already ran: replay its status, headers and body.
+    Replay {
+        status: u16,
+        /// The response headers worth repeating, as stored by `finish_idempotent`.
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// The key was used for a different request.
     Mismatch,
     /// The same request is still running.
@@ -54,7 +64,7 @@ impl Store {
              VALUES ($1, $2, $3, $4)
              ON CONFLICT (company_id, key) DO UPDATE
                  SET request_sha256 = EXCLUDED.request_sha256, status = NULL, response = NULL,
-                     created_at = EXCLUDED.created_at
+                     headers = NULL, created_at = EXCLUDED.created_at
                  WHERE idempotency_keys.created_at < $5
                     OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < $6)
              RETURNING true",
@@ -71,7 +81,7 @@ impl Store {
             return Ok(Idempotent::Proceed);
         }
         let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT request_sha256, status, response FROM idempotency_keys
+            "SELECT request_sha256, status, response, headers FROM idempotency_keys
              WHERE company_id = $1 AND key = $2",
         )
         .bind(company.as_uuid())
@@ -81,9 +91,10 @@ impl Store {
         Ok(match row {
             // Abandoned between our insert and this read: the client may simply retry.
             None => Idempotent::InProgress,
-            Some((hash, _, _)) if hash.as_slice() != request.as_slice() => Idempotent::Mismatch,
-            Some((_, Some(status), Some(body))) => Idempotent::Replay {
+            Some((hash, ..)) if hash.as_slice() != request.as_slice() => Idempotent::Mismatch,
+            Some((_, Some(status), Some(body), headers)) => Idempotent::Replay {
                 status: u16::try_from(status).unwrap_or(500),
+                headers: headers.map(|sqlx::types::Json(h)| h).unwrap_or_default(),
                 body,
             },
             Some(_) => Idempotent::InProgress,
@@ -96,16 +107,18 @@ impl Store {
         company: CompanyId,
         key: &str,
         status: u16,
+        headers: &[(String, String)],
         body: &[u8],
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE idempotency_keys SET status = $3, response = $4
+            "UPDATE idempotency_keys SET status = $3, response = $4, headers = $5
              WHERE company_id = $1 AND key = $2",
         )
         .bind(company.as_uuid())
         .bind(key)
         .bind(i16::try_from(status).unwrap_or(500))
         .bind(body)
+        .bind(sqlx::types::Json(headers))
         .execute(&self.pool)
         .await?;
         Ok(())
