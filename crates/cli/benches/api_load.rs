@@ -627,6 +627,9 @@ fn main() -> ExitCode {
             .alt_bin
             .as_ref()
             .map(|_| support::ScratchDb::new("bench_alt"));
+        let mut ours = vec![db.name().to_owned()];
+        ours.extend(alt_db.as_ref().map(|d| d.name().to_owned()));
+        cpu::count_databases(ours);
         let mut targets = vec![Target {
             label: "",
             server: servers::Outdial::start(&config.bin, &db.url, API_KEY),

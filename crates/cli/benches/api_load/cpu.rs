@@ -1,9 +1,35 @@
 //! Where the CPU went during a measured phase, from `/proc` (Linux): the whole machine, the
 //! bench process (load generator, and the baseline server when it runs), the server under
-//! load, and every `postgres` process together. Shown in cores (CPU-seconds per second), so
-//! on this 2-core machine 2.0 is everything.
+//! load, and the `postgres` processes working for it: the backends connected to the
+//! bench's scratch databases (named with [`count_databases`]) and the cluster's shared
+//! helpers (WAL writer, checkpointer, …), not backends of other databases (tests running
+//! beside the bench). Shown in cores (CPU-seconds per second), so on this 2-core machine
+//! 2.0 is everything.
 
+use std::sync::OnceLock;
 use std::time::Instant;
+
+/// The databases whose backends count (all backends until set).
+static DATABASES: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Counts only the backends of `names` (and the cluster's shared processes) as Postgres CPU.
+pub fn count_databases(names: Vec<String>) {
+    let _ = DATABASES.set(names);
+}
+
+/// Whether a `postgres` process with this command line works for the bench: a backend's
+/// title is `postgres: [cluster: ]user database host(port) state`, a shared process's names
+/// its role (`checkpointer`, `walwriter`, …) and no client address.
+fn counted(cmdline: &str) -> bool {
+    let Some(names) = DATABASES.get() else {
+        return true;
+    };
+    let backend = cmdline.contains('(') || cmdline.contains("[local]");
+    !backend
+        || cmdline
+            .split_whitespace()
+            .any(|w| names.iter().any(|n| n == w))
+}
 
 /// Cumulative CPU ticks at one instant.
 #[derive(Debug, Clone, Copy)]
@@ -65,8 +91,15 @@ fn postgres_ticks() -> u64 {
                 .bytes()
                 .all(|b| b.is_ascii_digit())
         })
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|s| process_ticks(&s).and_then(|(name, t)| (name == "postgres").then_some(t)))
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (name, ticks) = process_ticks(&stat)?;
+            if name != "postgres" {
+                return None;
+            }
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            counted(&String::from_utf8_lossy(&cmdline).replace('\0', " ")).then_some(ticks)
+        })
         .sum()
 }
 

@@ -27,6 +27,12 @@ impl ScratchDb {
         ScratchDb { admin, name, url }
     }
 
+    /// The database's name.
+    #[allow(dead_code)] // used by the api_load bench, not by every test binary
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Sets `name = value` for every later session on this database (`ALTER DATABASE …
     /// SET`), e.g. to turn on statement logging for one benchmark run.
     #[allow(dead_code)] // used by the api_load bench, not by every test binary
