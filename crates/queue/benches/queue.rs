@@ -72,6 +72,31 @@ impl Server {
     }
 }
 
+impl Server {
+    /// CPU seconds the server has used (user + system, `INFO cpu`).
+    fn cpu_secs(&self) -> Res<f64> {
+        let mut c = redis::Client::open(self.url())?.get_connection()?;
+        let info: String = redis::cmd("INFO").arg("cpu").query(&mut c)?;
+        let field = |name: &str| -> f64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        Ok(field("used_cpu_user:") + field("used_cpu_sys:"))
+    }
+}
+
+/// CPU seconds this process has used (user + system, from /proc/self/stat; 0 elsewhere).
+fn own_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // fields after the command name (which is in parentheses): utime is the 12th, stime 13th
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -294,6 +319,7 @@ async fn main() -> Res<()> {
     // Sections 1-4 run in ROUNDS interleaved rounds (the machine is shared: every round
     // sees about the same load on all four); the best of each is reported with all rounds.
     let (mut rbs, mut enq, mut big, mut small, mut apa) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut enq_cpu: Vec<(f64, f64)> = vec![];
     for _ in 0..rounds {
         // 1. redis-benchmark ceiling
         rbs.push(redis_benchmark(server.port)?);
@@ -307,16 +333,23 @@ async fn main() -> Res<()> {
             let mut c = redis::Client::open(url.as_str())?.get_connection()?;
             redis::cmd("CONFIG").arg("RESETSTAT").query::<()>(&mut c)?;
         }
+        let (server_cpu, client_cpu) = (server.cpu_secs()?, own_cpu_secs());
         let t = Instant::now();
         for chunk in batch.chunks(20_000) {
             q.enqueue_many(chunk).await?;
         }
         enq.push(200_000.0 / t.elapsed().as_secs_f64());
+        enq_cpu.push((
+            (server.cpu_secs()? - server_cpu) * 1e6 / 200_000.0,
+            (own_cpu_secs() - client_cpu) * 1e6 / 200_000.0,
+        ));
         q.delete_namespace().await?;
         if only == "enqueue" {
             let mut c = redis::Client::open(url.as_str())?.get_connection()?;
             let info: String = redis::cmd("INFO").arg("commandstats").query(&mut c)?;
-            println!("{info}\nredis-benchmark {rbs:?}\nenqueue {enq:?}");
+            println!(
+                "{info}\nredis-benchmark {rbs:?}\nenqueue {enq:?}\nenqueue CPU us/job (redis-server, bench process) {enq_cpu:?}"
+            );
             return Ok(());
         }
 
@@ -364,9 +397,22 @@ async fn main() -> Res<()> {
         show(&rbs)
     ));
     report.push(format!(
-        "batched enqueue: {enqueue_rate:.0} jobs/s = {:.2}x redis-benchmark ZADD (rounds: {})",
+        "batched enqueue: {enqueue_rate:.0} jobs/s = {:.2}x redis-benchmark ZADD (rounds: {}; per round the ratio: {})",
         enqueue_rate / rb,
-        show(&enq)
+        show(&enq),
+        enq.iter()
+            .zip(&rbs)
+            .map(|(e, r)| format!("{:.2}", e / r))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    report.push(format!(
+        "batched enqueue CPU per job, redis-server / bench process: {}",
+        enq_cpu
+            .iter()
+            .map(|(s, c)| format!("{s:.2} / {c:.2} us"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     report.push(format!(
         "claim+ack, 64 in flight, 50,000 backlog: {claim_rate:.0} jobs/s (rounds: {})",

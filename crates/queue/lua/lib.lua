@@ -4,8 +4,10 @@
 -- partition's hash tag, so all of them live in one cluster slot):
 --   P.."meta"   HASH  seq (slab id counter), fence (token counter), sched (jobs in slabs),
 --                     throttle (ms, claim nothing before), cap (max leased jobs, 0 = none)
---   P.."ix"     ZSET  slab id -> lower bound (ms); bounds are unique, bound <= every due in it
---   P.."s:"..n  ZSET  one slab: member -> due (ms); at most SLAB_MAX members (listpack)
+--   P.."ix"     ZSET  slab id -> bound (ms): the smallest due in the slab (kept exact by
+--                     promote and removals); bounds are unique, and every due of a slab is
+--                     below the next slab's bound
+--   P.."s:"..n  HASH  one slab: member -> due (ms); at most SLAB_FILL members (listpack)
 --   P.."t:"..b  HASH  table bucket b (a hash of the customer): call id (16 bytes) ->
 --                     due (6 bytes, big-endian ms) .. customer reference
 --   P.."ready"  ZSET  promoted (due) jobs: member -> due
@@ -18,12 +20,18 @@
 -- A member is the call id (16 raw bytes) followed by the table bucket (2 bytes, big-endian).
 -- Slab and table keys are derived from P inside the scripts; they share P's hash tag.
 
--- A slab holds at most SLAB_FILL members before it splits in two: small enough that a
--- ZADD into its listpack stays cheap, large enough that the per-slab overhead (its key and
--- its entry in ix, ~240 bytes) is a few bytes per job. Redis keeps zsets of <= 128 members
--- in the listpack encoding.
+-- A slab is a HASH member -> due (ms): appending to a small hash is a few times cheaper
+-- for Redis than inserting into a small sorted set (which scans its listpack twice and
+-- parses every score), and enqueue is dominated by slab inserts. Readers that need due
+-- order (promote, list) sort one slab (at most SLAB_FILL members) in Lua.
+-- ix holds each slab's smallest due: bounds are unique, every due of a slab is below the
+-- next slab's smallest due, so a due belongs to the slab with the greatest score <= it.
+-- A slab holds at most SLAB_FILL members before it splits in two: small enough to stay in
+-- Redis' compact listpack encoding (<= 128 entries), large enough that the per-slab
+-- overhead (its key and its entry in ix, ~240 bytes) is a few bytes per job. A run of more
+-- than SLAB_FILL jobs due in the same millisecond cannot split and stays in one slab.
 local SLAB_FILL = 64
-local SLAB_MAX = SLAB_FILL
+local call = redis.call
 
 local function enc6(ms)
   return struct.pack(">I6", ms)
@@ -45,82 +53,122 @@ local function table_key(P, m)
   return P .. "t:" .. member_bucket(m)
 end
 
+-- Runs `cmd key args...` in pages of 1,000 values (Lua's unpack has a limit of about
+-- 8,000), `step` values at a time kept together.
+local function paged(cmd, key, args, step)
+  local n = #args
+  local i = 1
+  while i <= n do
+    local j = math.min(n, i + 999)
+    j = j - ((j - i + 1) % step)
+    call(cmd, key, unpack(args, i, j))
+    i = j + 1
+  end
+end
+
 -- The slab whose range holds `due`: the one with the greatest bound <= due, else the first.
 local function slab_for(P, due)
-  local r = redis.call("ZREVRANGEBYSCORE", P .. "ix", due, "-inf", "WITHSCORES", "LIMIT", 0, 1)
+  local r = call("ZREVRANGEBYSCORE", P .. "ix", due, "-inf", "WITHSCORES", "LIMIT", 0, 1)
   if r[1] then
     return r[1], tonumber(r[2]), false
   end
-  r = redis.call("ZRANGE", P .. "ix", 0, 0, "WITHSCORES")
+  r = call("ZRANGE", P .. "ix", 0, 0, "WITHSCORES")
   if r[1] then
     return r[1], tonumber(r[2]), true
   end
   return nil, nil, true
 end
 
--- Splits slab `id` in two when it holds more than `limit` members; the upper part gets a
--- new slab whose bound is a due strictly greater than every due left behind (so bounds
--- stay unique). Returns the new slab's bound and id when it split, else nil.
-local function slab_split(P, id, limit)
+-- Splits slab `id` (bound `bound`) in two at its median due: the smaller side moves to a
+-- new slab (so a large slab of one repeated due sheds the few others cheaply). Returns the
+-- cut (the upper slab's bound), the lower slab's id and the upper slab's id, or nil when
+-- every member has the same due (the slab cannot split).
+local function slab_split(P, id, bound)
   local key = P .. "s:" .. id
-  local n = redis.call("ZCARD", key)
-  if n <= limit or n < 2 then
+  local all = call("HGETALL", key)
+  local n = #all / 2
+  if n < 2 then
     return nil
   end
-  local mid = redis.call("ZRANGE", key, math.floor(n / 2), math.floor(n / 2), "WITHSCORES")
-  local first = redis.call("ZRANGE", key, 0, 0, "WITHSCORES")
-  local cut = tonumber(mid[2])
-  if cut <= tonumber(first[2]) then
-    local up = redis.call("ZRANGEBYSCORE", key, "(" .. cut, "+inf", "WITHSCORES", "LIMIT", 0, 1)
-    if not up[1] then
-      return nil -- every member has the same due: the slab stays whole
-    end
-    cut = tonumber(up[2])
+  local dues = {}
+  for i = 2, #all, 2 do
+    dues[#dues + 1] = tonumber(all[i])
   end
-  local nid = redis.call("HINCRBY", P .. "meta", "seq", 1)
-  -- copy in pages of 500 (a slab of one repeated due can be large, and Lua's unpack has a
-  -- limit of about 8,000 values), then cut the tail in one command
-  local offset = 0
-  while true do
-    local moved = redis.call("ZRANGEBYSCORE", key, cut, "+inf", "WITHSCORES", "LIMIT", offset, 500)
-    if not moved[1] then
-      break
+  table.sort(dues)
+  local h = math.floor(n / 2) + 1
+  local cut = dues[h]
+  if cut <= dues[1] then
+    cut = nil
+    for i = h + 1, n do
+      if dues[i] > dues[1] then
+        cut = dues[i]
+        break
+      end
     end
-    local args = {}
-    for i = 1, #moved, 2 do
-      args[#args + 1] = moved[i + 1]
-      args[#args + 1] = moved[i]
+    if not cut then
+      return nil
     end
-    redis.call("ZADD", P .. "s:" .. nid, unpack(args))
-    offset = offset + #moved / 2
   end
-  redis.call("ZREMRANGEBYSCORE", key, cut, "+inf")
-  redis.call("ZADD", P .. "ix", cut, nid)
-  return cut, tostring(nid)
+  local lo, hi, lo_n = {}, {}, 0
+  for i = 1, #all, 2 do
+    if tonumber(all[i + 1]) >= cut then
+      hi[#hi + 1] = all[i]
+      hi[#hi + 1] = all[i + 1]
+    else
+      lo[#lo + 1] = all[i]
+      lo[#lo + 1] = all[i + 1]
+      lo_n = lo_n + 1
+    end
+  end
+  local nid = tostring(call("HINCRBY", P .. "meta", "seq", 1))
+  local move = hi
+  if lo_n < n - lo_n then
+    move = lo
+  end
+  local fields = {}
+  for i = 1, #move, 2 do
+    fields[#fields + 1] = move[i]
+  end
+  paged("HSET", P .. "s:" .. nid, move, 2)
+  paged("HDEL", key, fields, 1)
+  if move == hi then
+    call("ZADD", P .. "ix", cut, nid)
+    return cut, id, nid
+  end
+  -- the lower part moved: the new slab takes the old bound, the old one the cut
+  call("ZADD", P .. "ix", bound, nid, cut, id)
+  return cut, nid, id
 end
 
 -- Puts member m in the slabs at `due` (the caller has removed it from everywhere else).
 local function slab_insert(P, m, due)
   local id, bound, first = slab_for(P, due)
   if not id then
-    id = redis.call("HINCRBY", P .. "meta", "seq", 1)
-    redis.call("ZADD", P .. "ix", due, id)
+    id = tostring(call("HINCRBY", P .. "meta", "seq", 1))
+    bound = due
+    call("ZADD", P .. "ix", due, id)
   elseif first and due < bound then
-    redis.call("ZADD", P .. "ix", due, id)
+    bound = due
+    call("ZADD", P .. "ix", due, id)
   end
-  redis.call("ZADD", P .. "s:" .. id, due, m)
-  redis.call("HINCRBY", P .. "meta", "sched", 1)
-  slab_split(P, id, SLAB_MAX)
+  local key = P .. "s:" .. id
+  call("HSET", key, m, due)
+  call("HINCRBY", P .. "meta", "sched", 1)
+  local card = call("HLEN", key)
+  -- over-full means a split found one repeated due (the bound): more of it cannot split
+  if card == SLAB_FILL + 1 or (card > SLAB_FILL and due ~= bound) then
+    slab_split(P, id, bound)
+  end
 end
 
--- Puts many members in the slabs. `items` is a list of { member, due } sorted by due. The
--- slabs the items fall in are walked through a window of consecutive slabs read from ix
--- (9 at a time), so a run of items that falls in one slab costs a ZCARD and one ZADD;
--- a slab is filled up to SLAB_FILL, then split.
-local WINDOW = 8
+-- Puts many members in the slabs. `items` is a flat list member, due (number), due (the
+-- same as a string, so that no number is formatted), member, ... sorted by due. The slabs the items fall in are walked through a window of consecutive
+-- slabs read from ix (WINDOW + 1 at a time), so a run of items that falls in one slab costs
+-- an HLEN and one HSET; a slab is filled up to SLAB_FILL, then split.
+local WINDOW = 32
 
 local function slab_insert_sorted(P, items)
-  local n = #items
+  local n = #items / 3
   if n == 0 then
     return
   end
@@ -131,15 +179,15 @@ local function slab_insert_sorted(P, items)
   local function load(due)
     local id, bound, first = slab_for(P, due)
     if not id then
-      id = tostring(redis.call("HINCRBY", P .. "meta", "seq", 1))
+      id = tostring(call("HINCRBY", P .. "meta", "seq", 1))
       bound = due
-      redis.call("ZADD", ix, due, id)
+      call("ZADD", ix, due, id)
     elseif first and due < bound then
       bound = due
-      redis.call("ZADD", ix, due, id)
+      call("ZADD", ix, due, id)
     end
     wid, wb = { id }, { bound }
-    local nx = redis.call("ZRANGEBYSCORE", ix, "(" .. bound, "+inf", "WITHSCORES", "LIMIT", 0, WINDOW)
+    local nx = call("ZRANGEBYSCORE", ix, "(" .. bound, "+inf", "WITHSCORES", "LIMIT", 0, WINDOW)
     for k = 1, #nx, 2 do
       wid[#wid + 1] = nx[k]
       wb[#wb + 1] = tonumber(nx[k + 1])
@@ -147,10 +195,10 @@ local function slab_insert_sorted(P, items)
     complete = #nx < 2 * WINDOW
   end
 
-  load(items[1][2])
+  load(items[2])
   local k, i = 1, 1
   while i <= n do
-    local due = items[i][2]
+    local due = items[3 * i - 1]
     while wb[k + 1] and wb[k + 1] <= due do
       k = k + 1
     end
@@ -161,14 +209,20 @@ local function slab_insert_sorted(P, items)
       local id = wid[k]
       local upper = wb[k + 1] or math.huge
       local key = P .. "s:" .. id
-      local card = redis.call("ZCARD", key)
+      local card = call("HLEN", key)
       local room = SLAB_FILL - card
       if room <= 0 then
-        local cut, nid = slab_split(P, id, 0)
+        -- full; over-full means a previous split found one repeated due (the bound):
+        -- more of that due cannot split it either
+        local cut, loid, upid
+        if card <= SLAB_FILL or due ~= wb[k] then
+          cut, loid, upid = slab_split(P, id, wb[k])
+        end
         if cut then
-          table.insert(wid, k + 1, nid)
+          wid[k] = loid
+          table.insert(wid, k + 1, upid)
           table.insert(wb, k + 1, cut)
-          room = -1 -- look again: the item may belong to the new slab
+          room = -1 -- look again: the item may belong to the upper slab
         else
           room = n -- one due only: the slab cannot split, let it grow
         end
@@ -176,84 +230,153 @@ local function slab_insert_sorted(P, items)
       if room > 0 then
         local args = {}
         local j = i
-        while j <= n and items[j][2] < upper and (j - i) < room do
-          args[#args + 1] = items[j][2]
-          args[#args + 1] = items[j][1]
+        while j <= n and items[3 * j - 1] < upper and (j - i) < room do
+          args[#args + 1] = items[3 * j - 2]
+          args[#args + 1] = items[3 * j]
           j = j + 1
         end
-        redis.call("ZADD", key, unpack(args))
-        if card + (j - i) > SLAB_MAX then
-          local cut, nid = slab_split(P, id, SLAB_MAX)
-          if cut then
-            table.insert(wid, k + 1, nid)
-            table.insert(wb, k + 1, cut)
-          end
-        end
+        paged("HSET", key, args, 2)
         i = j
       end
     end
   end
-  redis.call("HINCRBY", P .. "meta", "sched", n)
+  call("HINCRBY", P .. "meta", "sched", n)
 end
 
--- Removes member m (scheduled at `due`) from the slabs; true when it was there.
+-- Smallest due in a slab's field/value list, nil when empty.
+local function min_due(kv)
+  local mn
+  for i = 2, #kv, 2 do
+    local d = tonumber(kv[i])
+    if not mn or d < mn then
+      mn = d
+    end
+  end
+  return mn
+end
+
+-- Removes member m (scheduled at `due`) from the slabs; true when it was there. Keeps the
+-- slab's bound exact when m held it.
 local function slab_remove(P, m, due)
-  local id = slab_for(P, due)
+  local id, bound = slab_for(P, due)
   if not id then
     return false
   end
   local key = P .. "s:" .. id
-  if redis.call("ZREM", key, m) == 0 then
+  if call("HDEL", key, m) == 0 then
     return false
   end
-  redis.call("HINCRBY", P .. "meta", "sched", -1)
-  if redis.call("EXISTS", key) == 0 then
-    redis.call("ZREM", P .. "ix", id)
+  call("HINCRBY", P .. "meta", "sched", -1)
+  if call("EXISTS", key) == 0 then
+    call("ZREM", P .. "ix", id)
+  elseif due == bound then
+    call("ZADD", P .. "ix", min_due(call("HGETALL", key)), id)
   end
   return true
 end
 
--- The earliest scheduled (not yet promoted) due, or nil.
+-- The earliest scheduled (not yet promoted) due, or nil (ix holds each slab's smallest).
 local function slab_first_due(P)
-  local f = redis.call("ZRANGE", P .. "ix", 0, 0)
-  if not f[1] then
-    return nil
-  end
-  local e = redis.call("ZRANGE", P .. "s:" .. f[1], 0, 0, "WITHSCORES")
-  if e[1] then
-    return tonumber(e[2])
+  local f = call("ZRANGE", P .. "ix", 0, 0, "WITHSCORES")
+  if f[1] then
+    return tonumber(f[2])
   end
   return nil
 end
 
--- Moves at most `limit` scheduled jobs due at `now` into ready; returns how many moved.
+-- A slab's members sorted by due then member, as { {due, member}, ... }.
+local function slab_sorted(key)
+  local kv = call("HGETALL", key)
+  local t = {}
+  for i = 1, #kv, 2 do
+    t[#t + 1] = { tonumber(kv[i + 1]), kv[i] }
+  end
+  table.sort(t, function(a, b)
+    return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+  end)
+  return t
+end
+
+-- Moves at most `limit` scheduled jobs due at `now` into ready, earliest first; returns how
+-- many moved. A slab is read whole (HSCAN returns a small hash in one reply); one that grew
+-- large (one repeated due) is read in pages, deduplicated (a SCAN may repeat an entry).
 local function promote(P, now, limit)
   local moved = 0
+  local ix = P .. "ix"
   while moved < limit do
-    local f = redis.call("ZRANGE", P .. "ix", 0, 0, "WITHSCORES")
+    local f = call("ZRANGE", ix, 0, 0, "WITHSCORES")
     if not f[1] or tonumber(f[2]) > now then
       break
     end
-    local key = P .. "s:" .. f[1]
-    local due = redis.call("ZRANGEBYSCORE", key, "-inf", now, "WITHSCORES", "LIMIT", 0, limit - moved)
-    if not due[1] then
-      if redis.call("EXISTS", key) == 0 then
-        redis.call("ZREM", P .. "ix", f[1])
+    local id = f[1]
+    local key = P .. "s:" .. id
+    local want = limit - moved
+    local due = {} -- { {due, member}, ... } due now
+    local rest -- smallest due left behind, when the whole slab was read
+    local cursor, seen = "0", nil
+    repeat
+      local r = call("HSCAN", key, cursor, "COUNT", want)
+      cursor = r[1]
+      if cursor ~= "0" and not seen then
+        seen = {}
+        for _, e in ipairs(due) do
+          seen[e[2]] = true
+        end
       end
-      break
+      local kv = r[2]
+      for i = 1, #kv, 2 do
+        local d = tonumber(kv[i + 1])
+        if d > now then
+          if not rest or d < rest then
+            rest = d
+          end
+        elseif not seen then
+          due[#due + 1] = { d, kv[i] }
+        elseif not seen[kv[i]] then
+          seen[kv[i]] = true
+          due[#due + 1] = { d, kv[i] }
+        end
+      end
+    until cursor == "0" or #due >= want
+    local whole = cursor == "0"
+    if #due > want then
+      table.sort(due, function(a, b)
+        return a[1] < b[1]
+      end)
+      for j = #due, want + 1, -1 do
+        if whole and (not rest or due[j][1] < rest) then
+          rest = due[j][1]
+        end
+        due[j] = nil
+      end
     end
-    local args = {}
-    for i = 1, #due, 2 do
-      args[#args + 1] = due[i + 1]
-      args[#args + 1] = due[i]
+    local k = #due
+    if k > 0 then
+      local zargs, fields = {}, {}
+      for j = 1, k do
+        zargs[2 * j - 1] = due[j][1]
+        zargs[2 * j] = due[j][2]
+        fields[j] = due[j][2]
+      end
+      paged("ZADD", P .. "ready", zargs, 2)
+      if whole and not rest then
+        call("DEL", key)
+      else
+        paged("HDEL", key, fields, 1)
+      end
+      call("HINCRBY", P .. "meta", "sched", -k)
+      moved = moved + k
     end
-    redis.call("ZADD", P .. "ready", unpack(args))
-    local k = #due / 2
-    redis.call("ZREMRANGEBYRANK", key, 0, k - 1)
-    redis.call("HINCRBY", P .. "meta", "sched", -k)
-    moved = moved + k
-    if redis.call("EXISTS", key) == 0 then
-      redis.call("ZREM", P .. "ix", f[1])
+    if not whole then
+      break -- a large slab read in part: the rest waits for the next claim
+    end
+    if rest then
+      call("ZADD", ix, rest, id) -- the slab's bound is exact again
+      break -- nothing else in the slabs is due
+    end
+    call("ZREM", ix, id)
+    if k == 0 then
+      call("DEL", key)
     end
   end
   return moved

@@ -1,7 +1,10 @@
 //! Enqueueing: idempotent by call id, batched per partition, then the partition index.
 
 use futures_util::FutureExt;
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
+use outdial_domain::CallId;
 
 use futures_util::{StreamExt, stream};
 
@@ -50,9 +53,27 @@ impl Queue {
         jobs: &[NewJob],
         mode: &str,
     ) -> Result<(Vec<Enqueued>, Vec<i64>)> {
+        // One entry per (partition, call): the script sees each call once. A call given
+        // again in the same batch is its own repeat: in "move" mode the last due wins (as
+        // if enqueued one after the other), in "nx" mode the first stays.
         let mut by_partition: BTreeMap<&Partition, Vec<usize>> = BTreeMap::new();
+        let mut seen: HashMap<(&Partition, CallId), (usize, usize)> = HashMap::new();
+        let mut repeats: Vec<(usize, usize)> = Vec::new(); // (occurrence, first occurrence)
         for (i, j) in jobs.iter().enumerate() {
-            by_partition.entry(&j.partition).or_default().push(i);
+            let list = by_partition.entry(&j.partition).or_default();
+            match seen.entry((&j.partition, j.call)) {
+                Entry::Vacant(v) => {
+                    v.insert((i, list.len()));
+                    list.push(i);
+                }
+                Entry::Occupied(o) => {
+                    let (first, slot) = *o.get();
+                    repeats.push((i, first));
+                    if mode != "nx" {
+                        list[slot] = i;
+                    }
+                }
+            }
         }
         let mut chunks = Vec::new();
         for (p, idx) in &by_partition {
@@ -107,6 +128,29 @@ impl Queue {
             let (idx, codes) = r?;
             for (i, c) in idx.into_iter().zip(codes) {
                 raw[i] = c;
+            }
+        }
+        // The code the script gave for a repeated call belongs to its first occurrence;
+        // the later ones found the job it created or moved ("moved" in "move" mode,
+        // "exists" in "nx" mode) or the same leased, dead or reconcile state.
+        if !repeats.is_empty() {
+            let sent: HashMap<usize, i64> = repeats
+                .iter()
+                .map(|&(_, first)| {
+                    let j = &jobs[first];
+                    let (_, slot) = seen[&(&j.partition, j.call)];
+                    (first, raw[by_partition[&j.partition][slot]])
+                })
+                .collect();
+            for (&first, &c) in &sent {
+                raw[first] = c;
+            }
+            for &(i, first) in &repeats {
+                raw[i] = match sent[&first] {
+                    0 | 1 if mode == "nx" => 5,
+                    0 | 1 => 1,
+                    c => c,
+                };
             }
         }
         // Wake each partition no later than its earliest due (also for jobs that already
