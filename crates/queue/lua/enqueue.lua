@@ -7,7 +7,8 @@
 --          (an existing job is left alone: reconciliation)
 -- then for each job, in due order, each call at most once (the caller folds repeats),
 -- three values:
--- ARGV[3i-1] member (call id 16 bytes .. table bucket 2 bytes)
+-- ARGV[3i-1] slab element: member (call id 16 bytes .. table bucket 2 bytes) .. due (6
+--          bytes, big-endian ms)
 -- ARGV[3i]   due (ms)
 -- ARGV[3i+1] the table row: due (6 bytes, big-endian ms) .. customer reference
 -- Returns one code per job: 0 scheduled (new), 1 moved to the new due time (it was
@@ -16,18 +17,18 @@
 -- A leased, dead or reconcile job keeps its state: only the worker, an admin re-drive or a
 -- reconcile resolution moves it.
 -- A new job costs one command here (HSETNX: the idempotency check and its row at once)
--- plus its share of one HSET per slab its run of dues falls in.
+-- plus its share of one RPUSH per slab its run of dues falls in.
 local P = string.sub(KEYS[1], 1, -5)
 local nx = ARGV[1] == "nx"
 local out = {}
 local ins, ni = {}, 0
-local sub = string.sub
 for i = 2, #ARGV, 3 do
   local tk = KEYS[(i + 1) / 3 + 1]
-  local m = ARGV[i]
-  local id = sub(m, 1, 16)
+  local el = ARGV[i]
+  local id = sub(el, 1, 16)
   local code = 0
   if call("HSETNX", tk, id, ARGV[i + 2]) == 0 then
+    local m = sub(el, 1, 18)
     local state, old = locate(P, m, call("HGET", tk, id))
     if state == "leased" then
       code = 2
@@ -44,10 +45,9 @@ for i = 2, #ARGV, 3 do
     end
   end
   if code <= 1 then
-    ins[ni + 1] = m
+    ins[ni + 1] = el
     ins[ni + 2] = tonumber(ARGV[i + 1])
-    ins[ni + 3] = ARGV[i + 1]
-    ni = ni + 3
+    ni = ni + 2
   end
   out[#out + 1] = code
 end

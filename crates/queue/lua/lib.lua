@@ -7,7 +7,8 @@
 --   P.."ix"     ZSET  slab id -> bound (ms): the smallest due in the slab (kept exact by
 --                     promote and removals); bounds are unique, and every due of a slab is
 --                     below the next slab's bound
---   P.."s:"..n  HASH  one slab: member -> due (ms); at most SLAB_FILL members (listpack)
+--   P.."s:"..n  LIST  one slab: elements member .. due (6 bytes); at most SLAB_FILL of them
+--                     (one listpack node), unsorted
 --   P.."t:"..b  HASH  table bucket b (a hash of the customer): call id (16 bytes) ->
 --                     due (6 bytes, big-endian ms) .. customer reference
 --   P.."ready"  ZSET  promoted (due) jobs: member -> due
@@ -20,18 +21,20 @@
 -- A member is the call id (16 raw bytes) followed by the table bucket (2 bytes, big-endian).
 -- Slab and table keys are derived from P inside the scripts; they share P's hash tag.
 
--- A slab is a HASH member -> due (ms): appending to a small hash is a few times cheaper
--- for Redis than inserting into a small sorted set (which scans its listpack twice and
--- parses every score), and enqueue is dominated by slab inserts. Readers that need due
--- order (promote, list) sort one slab (at most SLAB_FILL members) in Lua.
--- ix holds each slab's smallest due: bounds are unique, every due of a slab is below the
--- next slab's smallest due, so a due belongs to the slab with the greatest score <= it.
--- A slab holds at most SLAB_FILL members before it splits in two: small enough to stay in
--- Redis' compact listpack encoding (<= 128 entries), large enough that the per-slab
--- overhead (its key and its entry in ix, ~240 bytes) is a few bytes per job. A run of more
--- than SLAB_FILL jobs due in the same millisecond cannot split and stays in one slab.
-local SLAB_FILL = 64
+-- A slab is a LIST of elements member .. due (6 bytes, big-endian ms), in no particular
+-- order: enqueue appends a run of elements with one RPUSH, whose reply (the new length) is
+-- all it needs to know whether to split, so a slab visit is one command (appending to a
+-- small hash or inserting into a small sorted set also scans it, and needs a second command
+-- for the length). Readers that need due order (promote, list, split) sort one slab in Lua.
+-- ix holds each slab's smallest due (its bound): bounds are unique, every due of a slab is
+-- below the next slab's bound, so a due belongs to the slab with the greatest bound <= it.
+-- A slab holds at most SLAB_FILL elements; a longer one is cut into pieces of about
+-- SLAB_FILL / 2 (cuts fall between different dues). Only a run of more than SLAB_FILL jobs
+-- due in the same millisecond makes a longer slab: then every element has that due.
+local SLAB_FILL = 128
+local SLAB_PIECE = 64
 local call = redis.call
+local sub = string.sub
 
 local function enc6(ms)
   return struct.pack(">I6", ms)
@@ -42,7 +45,7 @@ local function dec6(s)
 end
 
 local function member_id(m)
-  return string.sub(m, 1, 16)
+  return sub(m, 1, 16)
 end
 
 local function member_bucket(m)
@@ -53,8 +56,17 @@ local function table_key(P, m)
   return P .. "t:" .. member_bucket(m)
 end
 
--- Runs `cmd key args...` in pages of 1,000 values (Lua's unpack has a limit of about
--- 8,000), `step` values at a time kept together.
+-- A slab element: the member, then its due as 6 bytes.
+local function element(m, due)
+  return m .. enc6(due)
+end
+
+local function element_due(e)
+  return (struct.unpack(">I6", sub(e, 19, 24)))
+end
+
+-- Runs `cmd key args...` in pages of at most 1,000 values (Lua's unpack has a limit of
+-- about 8,000), `step` values at a time kept together.
 local function paged(cmd, key, args, step)
   local n = #args
   local i = 1
@@ -79,65 +91,100 @@ local function slab_for(P, due)
   return nil, nil, true
 end
 
--- Splits slab `id` (bound `bound`) in two at its median due: the smaller side moves to a
--- new slab (so a large slab of one repeated due sheds the few others cheaply). Returns the
--- cut (the upper slab's bound), the lower slab's id and the upper slab's id, or nil when
--- every member has the same due (the slab cannot split).
+-- Elements sorted by due (ties in no set order), as { {due, element}, ... }.
+local function sorted(elements)
+  local t = {}
+  for i, e in ipairs(elements) do
+    t[i] = { element_due(e), e }
+  end
+  table.sort(t, function(a, b)
+    return a[1] < b[1]
+  end)
+  return t
+end
+
+-- Byte order of two strings (Lua's own string order follows the server's locale).
+local function bytes_less(a, b)
+  if a == b then
+    return false
+  end
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+-- Cuts slab `id` (bound `bound`) when it holds more than SLAB_FILL elements: sorted, in
+-- pieces of about SLAB_PIECE; the first piece stays in the slab, each other one becomes a
+-- new slab whose bound is its smallest due. A run of one due is never cut: a piece ends
+-- before it, or holds the whole run (then it may be longer than SLAB_FILL). Returns the
+-- list of new { bound, id } in due order (empty when nothing was cut).
 local function slab_split(P, id, bound)
   local key = P .. "s:" .. id
-  local all = call("HGETALL", key)
-  local n = #all / 2
-  if n < 2 then
-    return nil
-  end
-  local dues = {}
-  for i = 2, #all, 2 do
-    dues[#dues + 1] = tonumber(all[i])
-  end
-  table.sort(dues)
-  local h = math.floor(n / 2) + 1
-  local cut = dues[h]
-  if cut <= dues[1] then
-    cut = nil
-    for i = h + 1, n do
-      if dues[i] > dues[1] then
-        cut = dues[i]
-        break
+  local t = sorted(call("LRANGE", key, 0, -1))
+  local n = #t
+  local pieces = {}
+  local s = 1
+  while s <= n do
+    local e = math.min(n, s + SLAB_PIECE - 1)
+    if e < n and t[e + 1][1] == t[e][1] then
+      local d = t[e][1]
+      local run_end = e
+      while run_end < n and t[run_end + 1][1] == d do
+        run_end = run_end + 1
+      end
+      local before = e
+      while before >= s and t[before][1] == d do
+        before = before - 1
+      end
+      if run_end - s + 1 <= SLAB_FILL then
+        e = run_end -- the run fits in this piece
+      elseif before >= s then
+        e = before -- end the piece before the run
+      else
+        e = run_end -- the piece is the run
       end
     end
-    if not cut then
-      return nil
-    end
+    pieces[#pieces + 1] = { s, e }
+    s = e + 1
   end
-  local lo, hi, lo_n = {}, {}, 0
-  for i = 1, #all, 2 do
-    if tonumber(all[i + 1]) >= cut then
-      hi[#hi + 1] = all[i]
-      hi[#hi + 1] = all[i + 1]
+  if #pieces < 2 then
+    return {}
+  end
+  local out = {}
+  local ixargs = {}
+  for k, pc in ipairs(pieces) do
+    local els = {}
+    for i = pc[1], pc[2] do
+      els[#els + 1] = t[i][2]
+    end
+    local pkey = key
+    if k == 1 then
+      call("DEL", key)
     else
-      lo[#lo + 1] = all[i]
-      lo[#lo + 1] = all[i + 1]
-      lo_n = lo_n + 1
+      local nid = tostring(call("HINCRBY", P .. "meta", "seq", 1))
+      pkey = P .. "s:" .. nid
+      out[#out + 1] = { t[pc[1]][1], nid }
+      ixargs[#ixargs + 1] = t[pc[1]][1]
+      ixargs[#ixargs + 1] = nid
     end
+    paged("RPUSH", pkey, els, 1)
   end
-  local nid = tostring(call("HINCRBY", P .. "meta", "seq", 1))
-  local move = hi
-  if lo_n < n - lo_n then
-    move = lo
+  paged("ZADD", P .. "ix", ixargs, 2)
+  return out
+end
+
+-- Whether a slab that has grown to `len` by a push of dues `lo`..`hi` must be split: it is
+-- over SLAB_FILL, unless it already was and only its own single due (its bound) was added
+-- (an over-full slab holds one repeated due).
+local function must_split(len, added, bound, lo, hi)
+  if len <= SLAB_FILL then
+    return false
   end
-  local fields = {}
-  for i = 1, #move, 2 do
-    fields[#fields + 1] = move[i]
-  end
-  paged("HSET", P .. "s:" .. nid, move, 2)
-  paged("HDEL", key, fields, 1)
-  if move == hi then
-    call("ZADD", P .. "ix", cut, nid)
-    return cut, id, nid
-  end
-  -- the lower part moved: the new slab takes the old bound, the old one the cut
-  call("ZADD", P .. "ix", bound, nid, cut, id)
-  return cut, nid, id
+  return len - added <= SLAB_FILL or lo ~= bound or hi ~= bound
 end
 
 -- Puts member m in the slabs at `due` (the caller has removed it from everywhere else).
@@ -151,24 +198,21 @@ local function slab_insert(P, m, due)
     bound = due
     call("ZADD", P .. "ix", due, id)
   end
-  local key = P .. "s:" .. id
-  call("HSET", key, m, due)
+  local len = call("RPUSH", P .. "s:" .. id, element(m, due))
   call("HINCRBY", P .. "meta", "sched", 1)
-  local card = call("HLEN", key)
-  -- over-full means a split found one repeated due (the bound): more of it cannot split
-  if card == SLAB_FILL + 1 or (card > SLAB_FILL and due ~= bound) then
+  if must_split(len, 1, bound, due, due) then
     slab_split(P, id, bound)
   end
 end
 
--- Puts many members in the slabs. `items` is a flat list member, due (number), due (the
--- same as a string, so that no number is formatted), member, ... sorted by due. The slabs the items fall in are walked through a window of consecutive
--- slabs read from ix (WINDOW + 1 at a time), so a run of items that falls in one slab costs
--- an HLEN and one HSET; a slab is filled up to SLAB_FILL, then split.
+-- Puts many elements in the slabs. `items` is a flat list element, due, element, due, ...
+-- sorted by due. The slabs the items fall in are walked through a window of consecutive
+-- slabs read from ix (WINDOW + 1 at a time); the run of items that falls in one slab costs
+-- one RPUSH (and a split when the slab grows past SLAB_FILL).
 local WINDOW = 32
 
 local function slab_insert_sorted(P, items)
-  local n = #items / 3
+  local n = #items / 2
   if n == 0 then
     return
   end
@@ -198,7 +242,7 @@ local function slab_insert_sorted(P, items)
   load(items[2])
   local k, i = 1, 1
   while i <= n do
-    local due = items[3 * i - 1]
+    local due = items[2 * i]
     while wb[k + 1] and wb[k + 1] <= due do
       k = k + 1
     end
@@ -206,48 +250,39 @@ local function slab_insert_sorted(P, items)
       load(due) -- past the window: read the next one
       k = 1
     else
-      local id = wid[k]
       local upper = wb[k + 1] or math.huge
-      local key = P .. "s:" .. id
-      local card = call("HLEN", key)
-      local room = SLAB_FILL - card
-      if room <= 0 then
-        -- full; over-full means a previous split found one repeated due (the bound):
-        -- more of that due cannot split it either
-        local cut, loid, upid
-        if card <= SLAB_FILL or due ~= wb[k] then
-          cut, loid, upid = slab_split(P, id, wb[k])
-        end
-        if cut then
-          wid[k] = loid
-          table.insert(wid, k + 1, upid)
-          table.insert(wb, k + 1, cut)
-          room = -1 -- look again: the item may belong to the upper slab
-        else
-          room = n -- one due only: the slab cannot split, let it grow
+      local args = {}
+      local j = i
+      while j <= n and items[2 * j] < upper do
+        args[#args + 1] = items[2 * j - 1]
+        j = j + 1
+      end
+      local key = P .. "s:" .. wid[k]
+      local len
+      if #args <= 1000 then
+        len = call("RPUSH", key, unpack(args))
+      else
+        paged("RPUSH", key, args, 1)
+        len = call("LLEN", key)
+      end
+      if must_split(len, j - i, wb[k], due, items[2 * (j - 1)]) then
+        local new = slab_split(P, wid[k], wb[k])
+        for q = #new, 1, -1 do
+          table.insert(wid, k + 1, new[q][2])
+          table.insert(wb, k + 1, new[q][1])
         end
       end
-      if room > 0 then
-        local args = {}
-        local j = i
-        while j <= n and items[3 * j - 1] < upper and (j - i) < room do
-          args[#args + 1] = items[3 * j - 2]
-          args[#args + 1] = items[3 * j]
-          j = j + 1
-        end
-        paged("HSET", key, args, 2)
-        i = j
-      end
+      i = j
     end
   end
   call("HINCRBY", P .. "meta", "sched", n)
 end
 
--- Smallest due in a slab's field/value list, nil when empty.
-local function min_due(kv)
+-- Smallest due among elements, nil when none.
+local function min_due(elements)
   local mn
-  for i = 2, #kv, 2 do
-    local d = tonumber(kv[i])
+  for _, e in ipairs(elements) do
+    local d = element_due(e)
     if not mn or d < mn then
       mn = d
     end
@@ -263,14 +298,14 @@ local function slab_remove(P, m, due)
     return false
   end
   local key = P .. "s:" .. id
-  if call("HDEL", key, m) == 0 then
+  if call("LREM", key, 1, element(m, due)) == 0 then
     return false
   end
   call("HINCRBY", P .. "meta", "sched", -1)
   if call("EXISTS", key) == 0 then
     call("ZREM", P .. "ix", id)
   elseif due == bound then
-    call("ZADD", P .. "ix", min_due(call("HGETALL", key)), id)
+    call("ZADD", P .. "ix", min_due(call("LRANGE", key, 0, -1)), id)
   end
   return true
 end
@@ -284,22 +319,21 @@ local function slab_first_due(P)
   return nil
 end
 
--- A slab's members sorted by due then member, as { {due, member}, ... }.
+-- A slab's jobs sorted by due then member (byte order), as { {due, member}, ... }.
 local function slab_sorted(key)
-  local kv = call("HGETALL", key)
   local t = {}
-  for i = 1, #kv, 2 do
-    t[#t + 1] = { tonumber(kv[i + 1]), kv[i] }
+  for i, e in ipairs(call("LRANGE", key, 0, -1)) do
+    t[i] = { element_due(e), sub(e, 1, 18) }
   end
   table.sort(t, function(a, b)
-    return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+    return a[1] < b[1] or (a[1] == b[1] and bytes_less(a[2], b[2]))
   end)
   return t
 end
 
 -- Moves at most `limit` scheduled jobs due at `now` into ready, earliest first; returns how
--- many moved. A slab is read whole (HSCAN returns a small hash in one reply); one that grew
--- large (one repeated due) is read in pages, deduplicated (a SCAN may repeat an entry).
+-- many moved. The first slab is read whole, its due elements moved and the rest written
+-- back; a slab longer than SLAB_FILL holds one repeated due, so its head is taken (LPOP).
 local function promote(P, now, limit)
   local moved = 0
   local ix = P .. "ix"
@@ -311,72 +345,58 @@ local function promote(P, now, limit)
     local id = f[1]
     local key = P .. "s:" .. id
     local want = limit - moved
-    local due = {} -- { {due, member}, ... } due now
-    local rest -- smallest due left behind, when the whole slab was read
-    local cursor, seen = "0", nil
-    repeat
-      local r = call("HSCAN", key, cursor, "COUNT", want)
-      cursor = r[1]
-      if cursor ~= "0" and not seen then
-        seen = {}
-        for _, e in ipairs(due) do
-          seen[e[2]] = true
-        end
+    local els = call("LRANGE", key, 0, SLAB_FILL)
+    local take, rest = {}, {}
+    local rest_min
+    if #els > SLAB_FILL then
+      -- one repeated due
+      if element_due(els[1]) <= now then
+        take = call("LPOP", key, want)
       end
-      local kv = r[2]
-      for i = 1, #kv, 2 do
-        local d = tonumber(kv[i + 1])
-        if d > now then
-          if not rest or d < rest then
-            rest = d
+    else
+      local t = sorted(els)
+      for _, e in ipairs(t) do
+        if e[1] <= now and #take < want then
+          take[#take + 1] = e[2]
+        else
+          rest[#rest + 1] = e[2]
+          if not rest_min then
+            rest_min = e[1]
           end
-        elseif not seen then
-          due[#due + 1] = { d, kv[i] }
-        elseif not seen[kv[i]] then
-          seen[kv[i]] = true
-          due[#due + 1] = { d, kv[i] }
         end
       end
-    until cursor == "0" or #due >= want
-    local whole = cursor == "0"
-    if #due > want then
-      table.sort(due, function(a, b)
-        return a[1] < b[1]
-      end)
-      for j = #due, want + 1, -1 do
-        if whole and (not rest or due[j][1] < rest) then
-          rest = due[j][1]
+      if #take > 0 then
+        call("DEL", key)
+        if #rest > 0 then
+          call("RPUSH", key, unpack(rest))
         end
-        due[j] = nil
       end
     end
-    local k = #due
+    local k = #take
     if k > 0 then
-      local zargs, fields = {}, {}
-      for j = 1, k do
-        zargs[2 * j - 1] = due[j][1]
-        zargs[2 * j] = due[j][2]
-        fields[j] = due[j][2]
+      local zargs = {}
+      for j, e in ipairs(take) do
+        zargs[2 * j - 1] = element_due(e)
+        zargs[2 * j] = sub(e, 1, 18)
       end
       paged("ZADD", P .. "ready", zargs, 2)
-      if whole and not rest then
-        call("DEL", key)
-      else
-        paged("HDEL", key, fields, 1)
-      end
       call("HINCRBY", P .. "meta", "sched", -k)
       moved = moved + k
     end
-    if not whole then
-      break -- a large slab read in part: the rest waits for the next claim
-    end
-    if rest then
-      call("ZADD", ix, rest, id) -- the slab's bound is exact again
-      break -- nothing else in the slabs is due
-    end
-    call("ZREM", ix, id)
-    if k == 0 then
-      call("DEL", key)
+    if #els > SLAB_FILL then
+      if call("EXISTS", key) == 0 then
+        call("ZREM", ix, id)
+      elseif k == 0 then
+        call("ZADD", ix, element_due(els[1]), id) -- exact bound again
+        break
+      end
+    elseif rest_min then
+      call("ZADD", ix, rest_min, id) -- the slab's bound is exact again
+      if rest_min > now or #take >= want then
+        break
+      end
+    else
+      call("ZREM", ix, id)
     end
   end
   return moved

@@ -7,8 +7,7 @@
 -- ARGV[3]  cursor member (the last member of the previous page) or ""
 -- ARGV[4]  page size (bounded by the caller)
 -- Returns { m1, score1, m2, score2, ... }; the last pair is the next page's cursor. Jobs of
--- the same due come in member order (Lua's string order for scheduled jobs, Redis' for
--- the others).
+-- the same due come in member byte order.
 local P = string.sub(KEYS[1], 1, -5)
 local state, cs, cm, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local out = {}
@@ -33,7 +32,8 @@ local function after(key, first)
 end
 
 if state == "scheduled" then
-  -- slabs are hashes: each one is sorted here (due, then member) and read after the cursor
+  -- slabs are unsorted lists: each one is sorted here (due, then member bytes) and read
+  -- after the cursor
   local id, bound
   if cs == "" then
     local f = redis.call("ZRANGE", P .. "ix", 0, 0, "WITHSCORES")
@@ -47,7 +47,7 @@ if state == "scheduled" then
       if #out / 2 >= limit then
         break
       end
-      if not c or e[1] > c or (e[1] == c and e[2] > cm) then
+      if not c or e[1] > c or (e[1] == c and bytes_less(cm, e[2])) then
         out[#out + 1] = e[2]
         out[#out + 1] = e[1]
       end

@@ -93,15 +93,18 @@ impl Queue {
                     for &i in &idx {
                         let j = &jobs[i];
                         let bucket = bucket_of(j.customer.as_str(), self.config.buckets);
-                        let mut member = Vec::with_capacity(18);
+                        let mut member = Vec::with_capacity(24);
+                        let due = ms(j.due);
+                        let due6 = &due.clamp(0, (1 << 48) - 1).to_be_bytes()[2..];
+                        // the slab element: member (call id, bucket), then the due
                         member.extend_from_slice(j.call.as_uuid().as_bytes());
                         member.extend_from_slice(&bucket.to_be_bytes());
+                        member.extend_from_slice(due6);
                         args.push(member);
-                        let due = ms(j.due);
                         args.push(due.to_string().into_bytes());
                         // the row: due as 6 bytes big-endian, then the customer reference
                         let mut row = Vec::with_capacity(6 + j.customer.as_str().len());
-                        row.extend_from_slice(&due.clamp(0, (1 << 48) - 1).to_be_bytes()[2..]);
+                        row.extend_from_slice(due6);
                         row.extend_from_slice(j.customer.as_str().as_bytes());
                         args.push(row);
                         keys.push(self.keys.table(&p, bucket));
