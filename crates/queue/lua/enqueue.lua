@@ -11,9 +11,10 @@
 --          bytes, big-endian ms)
 -- ARGV[3i]   due (ms)
 -- ARGV[3i+1] the table row: due (6 bytes, big-endian ms) .. customer reference
--- Returns one code per job: 0 scheduled (new), 1 moved to the new due time (it was
--- scheduled or due), 2 left alone because it is leased, 3 dead, 4 waiting for reconcile,
--- 5 exists and left alone (mode "nx").
+-- Returns { i1, code1, i2, code2, ... } for the jobs whose code is not 0 (i is the job's
+-- position, from 1); a job not listed was scheduled (new). Codes: 0 scheduled (new), 1
+-- moved to the new due time (it was scheduled or due), 2 left alone because it is leased,
+-- 3 dead, 4 waiting for reconcile, 5 exists and left alone (mode "nx").
 -- A leased, dead or reconcile job keeps its state: only the worker, an admin re-drive or a
 -- reconcile resolution moves it.
 -- A new job costs one command here (HSETNX: the idempotency check and its row at once)
@@ -49,7 +50,10 @@ for i = 2, #ARGV, 3 do
     ins[ni + 2] = tonumber(ARGV[i + 1])
     ni = ni + 2
   end
-  out[#out + 1] = code
+  if code > 0 then
+    out[#out + 1] = (i + 1) / 3
+    out[#out + 1] = code
+  end
 end
 slab_insert_sorted(P, ins)
 return out

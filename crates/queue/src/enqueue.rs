@@ -112,12 +112,24 @@ impl Queue {
                     let v = self
                         .eval_keys("enqueue", &SCRIPTS.enqueue, &p, &keys, &args)
                         .await?;
-                    let codes: Vec<i64> = array(&v).iter().filter_map(int).collect();
-                    if codes.len() != idx.len() {
-                        return Err(Error::Reply {
-                            script: "enqueue",
-                            what: format!("{} codes for {} jobs", codes.len(), idx.len()),
-                        });
+                    // (position from 1, code) for every job not newly scheduled
+                    let pairs: Vec<i64> = array(&v).iter().filter_map(int).collect();
+                    let mut codes = vec![0i64; idx.len()];
+                    for pair in pairs.chunks(2) {
+                        let &[at, code] = pair else {
+                            return Err(Error::Reply {
+                                script: "enqueue",
+                                what: "odd number of values".into(),
+                            });
+                        };
+                        let slot = usize::try_from(at - 1)
+                            .ok()
+                            .and_then(|k| codes.get_mut(k))
+                            .ok_or_else(|| Error::Reply {
+                                script: "enqueue",
+                                what: format!("position {at} of {} jobs", idx.len()),
+                            })?;
+                        *slot = code;
                     }
                     Ok((idx, codes))
                 }
