@@ -347,6 +347,7 @@ local function promote(P, now, limit)
     local want = limit - moved
     local els = call("LRANGE", key, 0, SLAB_FILL)
     local take, rest = {}, {}
+    local dues -- the due of each taken element, when known
     local rest_min
     if #els > SLAB_FILL then
       -- one repeated due
@@ -354,14 +355,36 @@ local function promote(P, now, limit)
         take = call("LPOP", key, want)
       end
     else
-      local t = sorted(els)
-      for _, e in ipairs(t) do
-        if e[1] <= now and #take < want then
-          take[#take + 1] = e[2]
-        else
-          rest[#rest + 1] = e[2]
-          if not rest_min then
-            rest_min = e[1]
+      local t = {}
+      local all = #els <= want
+      for i, e in ipairs(els) do
+        local d = element_due(e)
+        t[i] = { d, e }
+        if d > now then
+          all = false
+        end
+      end
+      if all then
+        -- all due and room for all (a backlog): no need to sort, ready orders them
+        take = els
+        dues = {}
+        for i, x in ipairs(t) do
+          dues[i] = x[1]
+        end
+      else
+        table.sort(t, function(a, b)
+          return a[1] < b[1]
+        end)
+        dues = {}
+        for _, x in ipairs(t) do
+          if x[1] <= now and #take < want then
+            take[#take + 1] = x[2]
+            dues[#take] = x[1]
+          else
+            rest[#rest + 1] = x[2]
+            if not rest_min then
+              rest_min = x[1]
+            end
           end
         end
       end
@@ -376,7 +399,7 @@ local function promote(P, now, limit)
     if k > 0 then
       local zargs = {}
       for j, e in ipairs(take) do
-        zargs[2 * j - 1] = element_due(e)
+        zargs[2 * j - 1] = dues and dues[j] or element_due(e)
         zargs[2 * j] = sub(e, 1, 18)
       end
       paged("ZADD", P .. "ready", zargs, 2)
