@@ -19,7 +19,8 @@
 --   P.."rec"    ZSET  jobs to reconcile (lease expired after dial intent): member -> time
 --   P.."why"    HASH  call id -> reason (dead and reconcile)
 -- A member is the call id (16 raw bytes) followed by the table bucket (2 bytes, big-endian).
--- Slab and table keys are derived from P inside the scripts; they share P's hash tag.
+-- Slab and table keys are derived from P inside the scripts; they share P's hash tag (a
+-- deviation from STYLE.md, kept on purpose: crates/queue/README.md says why, with figures).
 
 -- A slab is a LIST of elements member .. due (6 bytes, big-endian ms), in no particular
 -- order: enqueue appends a run of elements with one RPUSH, whose reply (the new length) is
