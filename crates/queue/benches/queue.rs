@@ -72,6 +72,31 @@ impl Server {
     }
 }
 
+impl Server {
+    /// CPU seconds the server has used (user + system, `INFO cpu`).
+    fn cpu_secs(&self) -> Res<f64> {
+        let mut c = redis::Client::open(self.url())?.get_connection()?;
+        let info: String = redis::cmd("INFO").arg("cpu").query(&mut c)?;
+        let field = |name: &str| -> f64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        Ok(field("used_cpu_user:") + field("used_cpu_sys:"))
+    }
+}
+
+/// CPU seconds this process has used (user + system, from /proc/self/stat; 0 elsewhere).
+fn own_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // fields after the command name (which is in parentheses): utime is the 12th, stime 13th
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -289,11 +314,16 @@ async fn main() -> Res<()> {
     // OUTDIAL_BENCH_ONLY=enqueue|claim runs one round up to that section and prints
     // Redis' commandstats for it (to profile it)
     let only = std::env::var("OUTDIAL_BENCH_ONLY").unwrap_or_default();
-    let rounds = if only.is_empty() { ROUNDS } else { 1 };
+    let rounds = match only.as_str() {
+        "" => ROUNDS,
+        "lateness" => 0,
+        _ => 1,
+    };
 
     // Sections 1-4 run in ROUNDS interleaved rounds (the machine is shared: every round
     // sees about the same load on all four); the best of each is reported with all rounds.
     let (mut rbs, mut enq, mut big, mut small, mut apa) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut enq_cpu: Vec<(f64, f64)> = vec![];
     for _ in 0..rounds {
         // 1. redis-benchmark ceiling
         rbs.push(redis_benchmark(server.port)?);
@@ -307,16 +337,23 @@ async fn main() -> Res<()> {
             let mut c = redis::Client::open(url.as_str())?.get_connection()?;
             redis::cmd("CONFIG").arg("RESETSTAT").query::<()>(&mut c)?;
         }
+        let (server_cpu, client_cpu) = (server.cpu_secs()?, own_cpu_secs());
         let t = Instant::now();
         for chunk in batch.chunks(20_000) {
             q.enqueue_many(chunk).await?;
         }
         enq.push(200_000.0 / t.elapsed().as_secs_f64());
+        enq_cpu.push((
+            (server.cpu_secs()? - server_cpu) * 1e6 / 200_000.0,
+            (own_cpu_secs() - client_cpu) * 1e6 / 200_000.0,
+        ));
         q.delete_namespace().await?;
         if only == "enqueue" {
             let mut c = redis::Client::open(url.as_str())?.get_connection()?;
             let info: String = redis::cmd("INFO").arg("commandstats").query(&mut c)?;
-            println!("{info}\nredis-benchmark {rbs:?}\nenqueue {enq:?}");
+            println!(
+                "{info}\nredis-benchmark {rbs:?}\nenqueue {enq:?}\nenqueue CPU us/job (redis-server, bench process) {enq_cpu:?}"
+            );
             return Ok(());
         }
 
@@ -364,9 +401,22 @@ async fn main() -> Res<()> {
         show(&rbs)
     ));
     report.push(format!(
-        "batched enqueue: {enqueue_rate:.0} jobs/s = {:.2}x redis-benchmark ZADD (rounds: {})",
+        "batched enqueue: {enqueue_rate:.0} jobs/s = {:.2}x redis-benchmark ZADD (rounds: {}; per round the ratio: {})",
         enqueue_rate / rb,
-        show(&enq)
+        show(&enq),
+        enq.iter()
+            .zip(&rbs)
+            .map(|(e, r)| format!("{:.2}", e / r))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    report.push(format!(
+        "batched enqueue CPU per job, redis-server / bench process: {}",
+        enq_cpu
+            .iter()
+            .map(|(s, c)| format!("{s:.2} / {c:.2} us"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     report.push(format!(
         "claim+ack, 64 in flight, 50,000 backlog: {claim_rate:.0} jobs/s (rounds: {})",
@@ -384,21 +434,43 @@ async fn main() -> Res<()> {
     ));
 
     // 5. lateness: 50,000 jobs falling due within 2 s (25,000/s), 64 in flight; 2 runs
-    for run in 1..=2 {
+    // (OUTDIAL_BENCH_ONLY=lateness: only this section, 5 runs)
+    let runs = if only == "lateness" { 5 } else { 2 };
+    if only == "lateness" {
+        report.clear();
+    }
+    for run in 1..=runs {
+        // the jobs are made first, so that the 1.5 s run from the enqueue call
+        let placeholder = now();
+        let batch = jobs(50_000, 8, |_| placeholder)?;
         let first = now() + chrono::Duration::milliseconds(1500);
-        q.enqueue_many(&jobs(50_000, 8, |i| {
-            first + chrono::Duration::microseconds(i as i64 * 40)
-        })?)
-        .await?;
+        let batch: Vec<NewJob> = batch
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut j)| {
+                j.due = first + chrono::Duration::microseconds(i as i64 * 40);
+                j
+            })
+            .collect();
+        let t = Instant::now();
+        q.enqueue_many(&batch).await?;
+        let enqueue_ms = t.elapsed().as_millis();
         let (_, late) = drain(&q, 50_000, LOOPS, 64 / LOOPS).await?;
         let early = late.iter().filter(|&&l| l < 0).count();
         report.push(format!(
-            "lateness run {run}, 50,000 due within 2 s: p50 {} ms, p99 {} ms, max {} ms, early {early}",
+            "lateness run {run}, 50,000 due within 2 s: p50 {} ms, p99 {} ms, max {} ms, early {early} (enqueued in {enqueue_ms} ms, the first due 1,500 ms after the start)",
             pct(&late, 0.5),
             pct(&late, 0.99),
             late.last().copied().unwrap_or(0)
         ));
         q.delete_namespace().await?;
+    }
+
+    if only == "lateness" {
+        for line in &report {
+            println!("{line}");
+        }
+        return Ok(());
     }
 
     // 6. memory at 1,000,000 scheduled jobs (16 partitions, due over 7 days)

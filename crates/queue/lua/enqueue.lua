@@ -5,61 +5,55 @@
 -- KEYS[i+1] the table bucket key of job i (P.."t:"..bucket)
 -- ARGV[1]  mode: "move" (an existing scheduled or due job takes the new due time) or "nx"
 --          (an existing job is left alone: reconciliation)
--- then for each job, in due order (the script re-sorts only if a call appears twice),
+-- then for each job, in due order, each call at most once (the caller folds repeats),
 -- three values:
--- ARGV[3i-1] member (call id 16 bytes .. table bucket 2 bytes)
+-- ARGV[3i-1] slab element: member (call id 16 bytes .. table bucket 2 bytes) .. due (6
+--          bytes, big-endian ms)
 -- ARGV[3i]   due (ms)
 -- ARGV[3i+1] the table row: due (6 bytes, big-endian ms) .. customer reference
--- Returns one code per job: 0 scheduled (new), 1 moved to the new due time (it was
--- scheduled or due), 2 left alone because it is leased, 3 dead, 4 waiting for reconcile,
--- 5 exists and left alone (mode "nx").
+-- Returns { i1, code1, i2, code2, ... } for the jobs whose code is not 0 (i is the job's
+-- position, from 1); a job not listed was scheduled (new). Codes: 0 scheduled (new), 1
+-- moved to the new due time (it was scheduled or due), 2 left alone because it is leased,
+-- 3 dead, 4 waiting for reconcile, 5 exists and left alone (mode "nx").
 -- A leased, dead or reconcile job keeps its state: only the worker, an admin re-drive or a
 -- reconcile resolution moves it.
+-- A new job costs one command here (HSETNX: the idempotency check and its row at once)
+-- plus its share of one RPUSH per slab its run of dues falls in.
 local P = string.sub(KEYS[1], 1, -5)
+local nx = ARGV[1] == "nx"
 local out = {}
-local inserts = {}
-local pending = {} -- call id -> its entry in inserts (a call given twice in one batch)
-local resort = false
+local ins, ni = {}, 0
 for i = 2, #ARGV, 3 do
-  local m, due, row = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local tk = KEYS[(i + 1) / 3 + 1]
-  local id = member_id(m)
+  local el = ARGV[i]
+  local id = sub(el, 1, 16)
   local code = 0
-  if pending[id] then
-    resort = true
-    if ARGV[1] == "nx" then
-      code = 5
-    else
-      code = 1
-      pending[id][2] = due
-      redis.call("HSET", tk, id, row)
-    end
-  elseif redis.call("HSETNX", tk, id, row) == 0 then
-    local state, old = locate(P, m, redis.call("HGET", tk, id))
+  if call("HSETNX", tk, id, ARGV[i + 2]) == 0 then
+    local m = sub(el, 1, 18)
+    local state, old = locate(P, m, call("HGET", tk, id))
     if state == "leased" then
       code = 2
     elseif state == "dead" then
       code = 3
     elseif state == "rec" then
       code = 4
-    elseif ARGV[1] == "nx" then
+    elseif nx then
       code = 5
     else
       code = 1
       unlink(P, m, state, old)
-      redis.call("HSET", tk, id, row)
+      call("HSET", tk, id, ARGV[i + 2])
     end
   end
-  if code <= 1 and not pending[id] then
-    inserts[#inserts + 1] = { m, due }
-    pending[id] = inserts[#inserts]
+  if code <= 1 then
+    ins[ni + 1] = el
+    ins[ni + 2] = tonumber(ARGV[i + 1])
+    ni = ni + 2
   end
-  out[#out + 1] = code
+  if code > 0 then
+    out[#out + 1] = (i + 1) / 3
+    out[#out + 1] = code
+  end
 end
-if resort then
-  table.sort(inserts, function(a, b)
-    return a[2] < b[2]
-  end)
-end
-slab_insert_sorted(P, inserts)
+slab_insert_sorted(P, ins)
 return out

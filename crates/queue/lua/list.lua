@@ -6,7 +6,8 @@
 -- ARGV[2]  cursor score (ms) or "" for the first page
 -- ARGV[3]  cursor member (the last member of the previous page) or ""
 -- ARGV[4]  page size (bounded by the caller)
--- Returns { m1, score1, m2, score2, ... }; the last pair is the next page's cursor.
+-- Returns { m1, score1, m2, score2, ... }; the last pair is the next page's cursor. Jobs of
+-- the same due come in member byte order.
 local P = string.sub(KEYS[1], 1, -5)
 local state, cs, cm, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local out = {}
@@ -31,6 +32,8 @@ local function after(key, first)
 end
 
 if state == "scheduled" then
+  -- slabs are unsorted lists: each one is sorted here (due, then member bytes) and read
+  -- after the cursor
   local id, bound
   if cs == "" then
     local f = redis.call("ZRANGE", P .. "ix", 0, 0, "WITHSCORES")
@@ -38,10 +41,17 @@ if state == "scheduled" then
   else
     id, bound = slab_for(P, tonumber(cs))
   end
-  local first = cs == ""
+  local c = tonumber(cs)
   while id and #out / 2 < limit do
-    after(P .. "s:" .. id, first)
-    first = true
+    for _, e in ipairs(slab_sorted(P .. "s:" .. id)) do
+      if #out / 2 >= limit then
+        break
+      end
+      if not c or e[1] > c or (e[1] == c and bytes_less(cm, e[2])) then
+        out[#out + 1] = e[2]
+        out[#out + 1] = e[1]
+      end
+    end
     local nx = redis.call("ZRANGEBYSCORE", P .. "ix", "(" .. bound, "+inf", "WITHSCORES", "LIMIT", 0, 1)
     id, bound = nx[1], tonumber(nx[2])
   end

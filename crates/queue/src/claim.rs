@@ -70,6 +70,10 @@ impl Queue {
         if parts.is_empty() {
             return Ok(Vec::new());
         }
+        // Every due partition was read: the rotation alone takes them in turn, so one that
+        // is still due keeps its index entry (no write); a truncated read needs the write
+        // (`now`) to put a served partition behind the ones that waited longer.
+        let all_read = array(&v).len() < limit;
         let mut jobs = Vec::with_capacity(n);
         let mut wake = Vec::with_capacity(parts.len());
         let mut again = Vec::new();
@@ -109,7 +113,7 @@ impl Queue {
                 again.push(p.clone());
             }
             jobs.extend(got);
-            wake.push((p.to_string(), self.wake_after(next, now_ms)));
+            wake.push((p.to_string(), next));
         }
         // Second pass: leftover room goes to partitions that filled their share.
         for p in &again {
@@ -120,8 +124,16 @@ impl Queue {
             let (got, next) = self.claim_partition(p, now, want, lease).await?;
             jobs.extend(got);
             if let Some(w) = wake.iter_mut().find(|(q, _)| q == p.as_str()) {
-                w.1 = self.wake_after(next, now_ms);
+                w.1 = next;
             }
+        }
+        let wake: Vec<(String, i64)> = wake
+            .into_iter()
+            .filter(|&(_, next)| !all_read || next < 0 || next > now_ms)
+            .map(|(p, next)| (p, self.wake_after(next, now_ms)))
+            .collect();
+        if wake.is_empty() {
+            return Ok(jobs);
         }
         let index = self.keys.index();
         self.conn

@@ -1,7 +1,10 @@
 //! Enqueueing: idempotent by call id, batched per partition, then the partition index.
 
 use futures_util::FutureExt;
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
+use outdial_domain::CallId;
 
 use futures_util::{StreamExt, stream};
 
@@ -50,9 +53,27 @@ impl Queue {
         jobs: &[NewJob],
         mode: &str,
     ) -> Result<(Vec<Enqueued>, Vec<i64>)> {
+        // One entry per (partition, call): the script sees each call once. A call given
+        // again in the same batch is its own repeat: in "move" mode the last due wins (as
+        // if enqueued one after the other), in "nx" mode the first stays.
         let mut by_partition: BTreeMap<&Partition, Vec<usize>> = BTreeMap::new();
+        let mut seen: HashMap<(&Partition, CallId), (usize, usize)> = HashMap::new();
+        let mut repeats: Vec<(usize, usize)> = Vec::new(); // (occurrence, first occurrence)
         for (i, j) in jobs.iter().enumerate() {
-            by_partition.entry(&j.partition).or_default().push(i);
+            let list = by_partition.entry(&j.partition).or_default();
+            match seen.entry((&j.partition, j.call)) {
+                Entry::Vacant(v) => {
+                    v.insert((i, list.len()));
+                    list.push(i);
+                }
+                Entry::Occupied(o) => {
+                    let (first, slot) = *o.get();
+                    repeats.push((i, first));
+                    if mode != "nx" {
+                        list[slot] = i;
+                    }
+                }
+            }
         }
         let mut chunks = Vec::new();
         for (p, idx) in &by_partition {
@@ -72,15 +93,18 @@ impl Queue {
                     for &i in &idx {
                         let j = &jobs[i];
                         let bucket = bucket_of(j.customer.as_str(), self.config.buckets);
-                        let mut member = Vec::with_capacity(18);
+                        let mut member = Vec::with_capacity(24);
+                        let due = ms(j.due);
+                        let due6 = &due.clamp(0, (1 << 48) - 1).to_be_bytes()[2..];
+                        // the slab element: member (call id, bucket), then the due
                         member.extend_from_slice(j.call.as_uuid().as_bytes());
                         member.extend_from_slice(&bucket.to_be_bytes());
+                        member.extend_from_slice(due6);
                         args.push(member);
-                        let due = ms(j.due);
                         args.push(due.to_string().into_bytes());
                         // the row: due as 6 bytes big-endian, then the customer reference
                         let mut row = Vec::with_capacity(6 + j.customer.as_str().len());
-                        row.extend_from_slice(&due.clamp(0, (1 << 48) - 1).to_be_bytes()[2..]);
+                        row.extend_from_slice(due6);
                         row.extend_from_slice(j.customer.as_str().as_bytes());
                         args.push(row);
                         keys.push(self.keys.table(&p, bucket));
@@ -88,12 +112,24 @@ impl Queue {
                     let v = self
                         .eval_keys("enqueue", &SCRIPTS.enqueue, &p, &keys, &args)
                         .await?;
-                    let codes: Vec<i64> = array(&v).iter().filter_map(int).collect();
-                    if codes.len() != idx.len() {
-                        return Err(Error::Reply {
-                            script: "enqueue",
-                            what: format!("{} codes for {} jobs", codes.len(), idx.len()),
-                        });
+                    // (position from 1, code) for every job not newly scheduled
+                    let pairs: Vec<i64> = array(&v).iter().filter_map(int).collect();
+                    let mut codes = vec![0i64; idx.len()];
+                    for pair in pairs.chunks(2) {
+                        let &[at, code] = pair else {
+                            return Err(Error::Reply {
+                                script: "enqueue",
+                                what: "odd number of values".into(),
+                            });
+                        };
+                        let slot = usize::try_from(at - 1)
+                            .ok()
+                            .and_then(|k| codes.get_mut(k))
+                            .ok_or_else(|| Error::Reply {
+                                script: "enqueue",
+                                what: format!("position {at} of {} jobs", idx.len()),
+                            })?;
+                        *slot = code;
                     }
                     Ok((idx, codes))
                 }
@@ -107,6 +143,29 @@ impl Queue {
             let (idx, codes) = r?;
             for (i, c) in idx.into_iter().zip(codes) {
                 raw[i] = c;
+            }
+        }
+        // The code the script gave for a repeated call belongs to its first occurrence;
+        // the later ones found the job it created or moved ("moved" in "move" mode,
+        // "exists" in "nx" mode) or the same leased, dead or reconcile state.
+        if !repeats.is_empty() {
+            let sent: HashMap<usize, i64> = repeats
+                .iter()
+                .map(|&(_, first)| {
+                    let j = &jobs[first];
+                    let (_, slot) = seen[&(&j.partition, j.call)];
+                    (first, raw[by_partition[&j.partition][slot]])
+                })
+                .collect();
+            for (&first, &c) in &sent {
+                raw[first] = c;
+            }
+            for &(i, first) in &repeats {
+                raw[i] = match sent[&first] {
+                    0 | 1 if mode == "nx" => 5,
+                    0 | 1 => 1,
+                    c => c,
+                };
             }
         }
         // Wake each partition no later than its earliest due (also for jobs that already

@@ -36,6 +36,45 @@ async fn enqueue_is_idempotent_and_moves_the_due_time() {
 }
 
 #[tokio::test]
+async fn a_call_given_twice_in_one_batch_is_one_job_at_its_last_due() {
+    let q = queue();
+    let p = part("acme");
+    let a = new_job("acme", "c1", t0() + ms(300));
+    let mut a2 = a.clone();
+    a2.due = t0() + ms(100);
+    let b = new_job("acme", "c2", t0() + ms(200));
+    let codes = q
+        .enqueue_many(&[a.clone(), b.clone(), a2.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        codes,
+        vec![Enqueued::Scheduled, Enqueued::Scheduled, Enqueued::Moved]
+    );
+    assert_eq!(q.stats(&p, t0()).await.unwrap().scheduled, 2);
+    let got = q.claim(t0() + ms(150), 10, LEASE).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].job.call, got[0].due), (a.call, a2.due));
+    // "nx" (reconciliation): the first of the batch stays, the repeat finds it
+    let c = new_job("acme", "c3", t0() + ms(400));
+    let mut c2 = c.clone();
+    c2.due = t0() + ms(50);
+    let r = q
+        .enqueue_missing(&[c.clone(), c2, b.clone()])
+        .await
+        .unwrap();
+    assert_eq!(r, vec![Some(Enqueued::Scheduled), None, None]);
+    assert!(q.claim(t0() + ms(150), 10, LEASE).await.unwrap().is_empty());
+    let got = q.claim(t0() + ms(400), 10, LEASE).await.unwrap();
+    let mut calls: Vec<_> = got.iter().map(|j| j.job.call).collect();
+    calls.sort();
+    let mut want = vec![b.call, c.call];
+    want.sort();
+    assert_eq!(calls, want);
+    q.delete_namespace().await.unwrap();
+}
+
+#[tokio::test]
 async fn nothing_is_handed_out_before_its_due_millisecond() {
     let q = queue();
     let jobs: Vec<_> = (0..300)
