@@ -164,7 +164,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         // Each call's first trail entry ("planned") is the row's `planned_due_at`,
-        // `planned_reasons` and `created_at` (migration 0008), not a `call_events` row.
+        // `planned_reasons` and `created_at` (migration 0009), not a `call_events` row.
         tx.commit().await?;
 
         let records = calls

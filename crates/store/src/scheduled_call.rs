@@ -282,7 +282,7 @@ impl Store {
         let mut record = ScheduledCallRecord::try_from(row.ok_or(Error::NotFound {
             what: "scheduled call",
         })?)?;
-        // The "planned" entry is on the row (migration 0008) unless the row predates it or
+        // The "planned" entry is on the row (migration 0009) unless the row predates it or
         // a worker's follow-up added the call, when it is the first `call_events` row.
         let trail: Vec<(String,)> = sqlx::query_as(
             "SELECT entry FROM (
@@ -333,7 +333,7 @@ impl Store {
             clause(&mut sql, "sc.status = ?");
         }
         if filter.flag.is_some() {
-            // `flags <> '{}'` is the flag index's predicate (migration 0008).
+            // `flags <> '{}'` is the flag index's predicate (migration 0009).
             clause(&mut sql, "sc.flags <> '{}' AND sc.flags @> ARRAY[?::text]");
         }
         if after.is_some() {

@@ -21,10 +21,9 @@ ALTER TABLE scheduled_calls
     ADD CONSTRAINT scheduled_calls_schedule_fkey FOREIGN KEY (schedule_id, company_id, customer_id)
         REFERENCES schedules (id, company_id, customer_id);
 
--- 3. A schedule's calls in every status (the worker counts a schedule's attempts through
---    it; the partial index it replaces served no query).
+-- 3. The partial index of a schedule's pending calls serves no query
+--    (`scheduled_calls_by_schedule`, migration 0008, serves them all).
 DROP INDEX scheduled_calls_schedule;
-CREATE INDEX scheduled_calls_schedule ON scheduled_calls (schedule_id);
 
 -- 4. Only calls with flags enter the flag index (`GET /scheduled-calls?flag=` asks for
 --    `flags <> '{}'` too); a new call has none.
