@@ -306,7 +306,6 @@ async fn clone_rows(
 #[derive(Debug, Clone)]
 pub struct SeededCall {
     pub id: Uuid,
-    pub due: DateTime<Utc>,
 }
 
 /// Enqueues every pending call (as the API does after a schedule commits); returns them.
@@ -326,7 +325,7 @@ pub async fn enqueue(store: &Store, queue: &Queue) -> Res<Vec<SeededCall>> {
             customer: CustomerRef::new(&customer)?,
             due,
         });
-        calls.push(SeededCall { id, due });
+        calls.push(SeededCall { id });
     }
     for chunk in jobs.chunks(20_000) {
         queue.enqueue_many(chunk).await?;
