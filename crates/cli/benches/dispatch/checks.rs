@@ -45,10 +45,14 @@ pub async fn dialed(
     .bind(&ids)
     .fetch_all(store.pool())
     .await?;
+    // Order is judged against the seeded due time: a call handed back (the rate limiter
+    // said wait) gets a later due time of its own, which is not the order asked for.
+    let seeded_due: HashMap<Uuid, DateTime<Utc>> = seeded.iter().map(|c| (c.id, c.due)).collect();
     let mut problems = Vec::new();
     let mut out = Vec::with_capacity(rows.len());
     let (mut not_ended, mut not_once, mut early) = (0, 0, 0);
-    for (_, company, due, status, attempts, n, started) in rows {
+    for (id, company, _, status, attempts, n, started) in rows {
+        let due = seeded_due[&id];
         if !ENDED.contains(&status.as_str()) {
             not_ended += 1;
         }

@@ -306,6 +306,8 @@ async fn clone_rows(
 #[derive(Debug, Clone)]
 pub struct SeededCall {
     pub id: Uuid,
+    /// The due time it was seeded with (a hand-back moves the row's own).
+    pub due: DateTime<Utc>,
 }
 
 /// Enqueues every pending call (as the API does after a schedule commits); returns them.
@@ -325,7 +327,7 @@ pub async fn enqueue(store: &Store, queue: &Queue) -> Res<Vec<SeededCall>> {
             customer: CustomerRef::new(&customer)?,
             due,
         });
-        calls.push(SeededCall { id });
+        calls.push(SeededCall { id, due });
     }
     for chunk in jobs.chunks(20_000) {
         queue.enqueue_many(chunk).await?;
