@@ -18,7 +18,7 @@
 //! Every write after the claim names the lease token; a worker whose lease was taken over
 //! writes nothing ([`Error::Fenced`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -28,11 +28,12 @@ use outdial_domain::scheduled_call::{Event, TrailEntry};
 use outdial_domain::task::ScheduleType;
 use outdial_domain::{AttemptNo, AttemptOutcome, CallId, CallStatus, Customer, Flag, ScheduleId};
 use serde_json::json;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::company::CompanyId;
 use crate::customer::customers_by_key;
+use crate::group::Written;
 use crate::scheduled_call::{Pending, append_trail, cancel_pending, end_active_schedule};
 use crate::{Error, Result, Store};
 
@@ -292,54 +293,31 @@ impl Store {
 
     /// Records the dial intents of claimed calls (one attempt row each, status `dialing`),
     /// in one statement, before the provider is called. Returns the attempt ids of the
-    /// intents recorded; a call whose lease was taken over gets none.
+    /// intents recorded; a call whose lease was taken over gets none. Intents recorded at
+    /// the same moment by other tasks share the statement (group commit, `group.rs`).
     pub async fn record_dial_intents(
         &self,
         company: CompanyId,
         intents: &[DialIntent<'_>],
         now: DateTime<Utc>,
     ) -> Result<HashMap<CallId, Uuid>> {
-        let mut ids = Vec::with_capacity(intents.len());
-        let mut calls = Vec::with_capacity(intents.len());
-        let mut tokens = Vec::with_capacity(intents.len());
-        let mut attempts = Vec::with_capacity(intents.len());
-        let mut numbers = Vec::with_capacity(intents.len());
-        let mut loans = Vec::with_capacity(intents.len());
+        let mut rows = Vec::with_capacity(intents.len());
         for i in intents {
-            ids.push(Uuid::new_v4());
-            calls.push(*i.call.as_uuid());
-            tokens.push(i.token.0);
-            attempts.push(i32::try_from(i.attempt.get()).map_err(|_| corrupt("attempts"))?);
-            numbers.push(i.number.to_owned());
-            loans.push(i.loan_id.map(str::to_owned));
+            rows.push(IntentRow {
+                company: company.as_uuid(),
+                id: Uuid::new_v4(),
+                call: *i.call.as_uuid(),
+                token: i.token.0,
+                attempt: i32::try_from(i.attempt.get()).map_err(|_| corrupt("attempts"))?,
+                number: i.number.to_owned(),
+                loan: i.loan_id.map(str::to_owned),
+                at: now,
+            });
         }
-        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "INSERT INTO call_attempts (id, company_id, customer_id, scheduled_call_id, attempt,
-                 status, number, loan_id, started_at)
-             SELECT i.id, sc.company_id, sc.customer_id, sc.id, i.attempt, 'dialing', i.number,
-                 i.loan, $8
-             FROM unnest($2::uuid[], $3::uuid[], $4::bigint[], $5::int[], $6::text[], $7::text[])
-                 AS i(id, call, token, attempt, number, loan)
-             JOIN scheduled_calls sc ON sc.id = i.call AND sc.company_id = $1
-                 AND sc.lease_token = i.token AND sc.status = 'dialing'
-                 AND sc.attempts + 1 = i.attempt
-             ON CONFLICT (scheduled_call_id, attempt) DO NOTHING
-             RETURNING scheduled_call_id, id",
-        )
-        .bind(company.as_uuid())
-        .bind(&ids)
-        .bind(&calls)
-        .bind(&tokens)
-        .bind(&attempts)
-        .bind(&numbers)
-        .bind(&loans)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(call, attempt)| (CallId::from_uuid(call), attempt))
-            .collect())
+        if rows.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.groups.intents.submit(&self.pool, rows).await
     }
 
     /// Withdraws a dial intent the provider never acted on (it refused the request without
@@ -509,6 +487,11 @@ impl Store {
     /// one transaction. `token` fences the worker that placed it; `None` is the recovery
     /// path (the provider reported on a call whose worker died), which applies to a call in
     /// `dialing` or `in_progress` whatever its lease.
+    ///
+    /// Results written at the same moment by other tasks share the transaction (group
+    /// commit, `group.rs`): each is applied in turn exactly as it would be alone, a fenced
+    /// one writes nothing, and any other failure sends every result of the group through a
+    /// transaction of its own.
     pub async fn record_result(
         &self,
         call: CallId,
@@ -518,103 +501,207 @@ impl Store {
         follow_ups: &[FollowUp],
         now: DateTime<Utc>,
     ) -> Result<Applied> {
-        let mut tx = self.pool.begin().await?;
-        let status: Option<(String,)> = sqlx::query_as(
-            "SELECT status FROM scheduled_calls
-             WHERE id = $1 AND ($2::bigint IS NULL OR lease_token = $2) FOR UPDATE",
-        )
-        .bind(*call.as_uuid())
-        .bind(token.map(|t| t.0))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let status = status.ok_or(Error::Fenced)?.0;
-        let status = CallStatus::from_str(&status).map_err(|_| corrupt("status"))?;
-        match status {
-            CallStatus::Dialing => {
-                dialed(&mut tx, call, None, result.provider_ref, now).await?;
-            }
-            CallStatus::InProgress => {}
-            _ => return Err(Error::Fenced),
-        }
-        let flags: Vec<String> = result.flags.iter().map(|f| f.as_str().to_owned()).collect();
-        let end = result.outcome.status();
-        let row: Option<EndedRow> = sqlx::query_as(
-            "WITH attempt AS (
-                 UPDATE call_attempts SET status = $3, outcome = $4,
-                     provider_ref = COALESCE($5, provider_ref), transcript = $6,
-                     recording_url = $7, flags = $8, ended_at = $9
-                 WHERE scheduled_call_id = $1 AND attempt = $2
-                 RETURNING id, started_at
-             )
-             UPDATE scheduled_calls sc SET status = $3,
-                 flags = ARRAY(SELECT DISTINCT f FROM unnest(sc.flags || $8::text[]) AS f ORDER BY f),
-                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $10
-             FROM attempt
-             WHERE sc.id = $1
-             RETURNING attempt.id, sc.company_id, sc.customer_id, sc.due_at, sc.schedule_id,
-                       attempt.started_at",
-        )
-        .bind(*call.as_uuid())
-        .bind(i32::try_from(attempt.get()).map_err(|_| corrupt("attempts"))?)
-        .bind(end.as_str())
-        .bind(result.outcome.as_str())
-        .bind(result.provider_ref)
-        .bind(result.transcript)
-        .bind(result.recording_url)
-        .bind(&flags)
-        .bind(result.ended_at)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (attempt_id, company, customer, due_at, schedule, started_at) =
-            row.ok_or(Error::NotFound {
-                what: "call attempt",
-            })?;
-        let company = CompanyId::from_uuid(company);
-        let ended = entry(
+        let item = ResultItem {
+            call,
+            token,
+            attempt,
+            outcome: result.outcome,
+            provider_ref: result.provider_ref.map(str::to_owned),
+            transcript: result.transcript.map(str::to_owned),
+            recording_url: result.recording_url.map(str::to_owned),
+            flags: result.flags.to_vec(),
+            ended_at: result.ended_at,
+            follow_ups: follow_ups.to_vec(),
             now,
-            Event::Ended {
-                outcome: result.outcome,
-            },
-            end,
-            due_at,
-            vec![],
-        );
-        append_trail(&mut tx, &[(call, &ended)]).await?;
-
-        let mut applied = Applied {
-            call: attempt_id,
-            ..Applied::default()
         };
-        for follow_up in follow_ups {
-            apply(
-                &mut tx,
-                company,
-                &customer,
-                schedule,
-                follow_up,
-                now,
-                &mut applied,
-            )
-            .await?;
+        self.groups.results.submit(&self.pool, item).await
+    }
+}
+
+/// A result waiting for its group's transaction.
+#[derive(Debug)]
+pub(crate) struct ResultItem {
+    call: CallId,
+    token: Option<LeaseToken>,
+    attempt: AttemptNo,
+    outcome: AttemptOutcome,
+    provider_ref: Option<String>,
+    transcript: Option<String>,
+    recording_url: Option<String>,
+    flags: Vec<Flag>,
+    ended_at: DateTime<Utc>,
+    follow_ups: Vec<FollowUp>,
+    now: DateTime<Utc>,
+}
+
+/// Writes a group of results in one transaction, calls in id order (so that concurrent
+/// groups lock rows in one order); falls back to one transaction per result when the group
+/// fails as a whole.
+pub(crate) fn write_results(pool: PgPool, items: Vec<ResultItem>) -> Written<Applied> {
+    Box::pin(async move {
+        if items.len() > 1 {
+            // A failed group (a deadlock with another group, a lost connection) is retried
+            // result by result, where each error reaches its own caller.
+            if let Ok(out) = results_together(&pool, &items).await {
+                return out;
+            }
         }
-        applied.event = outbox(
-            &mut tx,
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            out.push(result_alone(&pool, item).await);
+        }
+        out
+    })
+}
+
+async fn result_alone(pool: &PgPool, item: &ResultItem) -> Result<Applied> {
+    let mut tx = pool.begin().await?;
+    let applied = record_in(&mut tx, item).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+async fn results_together(pool: &PgPool, items: &[ResultItem]) -> Result<Vec<Result<Applied>>> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| *items[i].call.as_uuid());
+    let mut out: Vec<Option<Result<Applied>>> = items.iter().map(|_| None).collect();
+    let mut tx = pool.begin().await?;
+    for i in order {
+        match record_in(&mut tx, &items[i]).await {
+            Ok(applied) => out[i] = Some(Ok(applied)),
+            // Both are found before this result writes anything: the others go on.
+            Err(
+                e @ (Error::Fenced
+                | Error::NotFound {
+                    what: "call attempt",
+                }),
+            ) => {
+                out[i] = Some(Err(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tx.commit().await?;
+    Ok(out
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(Error::Fenced)))
+        .collect())
+}
+
+/// One result inside a transaction: the body of [`Store::record_result`].
+async fn record_in(tx: &mut PgConnection, item: &ResultItem) -> Result<Applied> {
+    let ResultItem {
+        call,
+        token,
+        attempt,
+        now,
+        ..
+    } = *item;
+    let result = &CallResult {
+        outcome: item.outcome,
+        provider_ref: item.provider_ref.as_deref(),
+        transcript: item.transcript.as_deref(),
+        recording_url: item.recording_url.as_deref(),
+        flags: &item.flags,
+        ended_at: item.ended_at,
+    };
+    let follow_ups = item.follow_ups.as_slice();
+    // Checked before anything is written (a group goes on past a fenced result).
+    let attempt_no = i32::try_from(attempt.get()).map_err(|_| corrupt("attempts"))?;
+    let status: Option<(String,)> = sqlx::query_as(
+        "SELECT status FROM scheduled_calls
+         WHERE id = $1 AND ($2::bigint IS NULL OR lease_token = $2) FOR UPDATE",
+    )
+    .bind(*call.as_uuid())
+    .bind(token.map(|t| t.0))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let status = status.ok_or(Error::Fenced)?.0;
+    let status = CallStatus::from_str(&status).map_err(|_| corrupt("status"))?;
+    match status {
+        CallStatus::Dialing => {
+            dialed(&mut *tx, call, None, result.provider_ref, now).await?;
+        }
+        CallStatus::InProgress => {}
+        _ => return Err(Error::Fenced),
+    }
+    let flags: Vec<String> = result.flags.iter().map(|f| f.as_str().to_owned()).collect();
+    let end = result.outcome.status();
+    let row: Option<EndedRow> = sqlx::query_as(
+        "WITH attempt AS (
+             UPDATE call_attempts SET status = $3, outcome = $4,
+                 provider_ref = COALESCE($5, provider_ref), transcript = $6,
+                 recording_url = $7, flags = $8, ended_at = $9
+             WHERE scheduled_call_id = $1 AND attempt = $2
+             RETURNING id, started_at
+         )
+         UPDATE scheduled_calls sc SET status = $3,
+             flags = ARRAY(SELECT DISTINCT f FROM unnest(sc.flags || $8::text[]) AS f ORDER BY f),
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = $10
+         FROM attempt
+         WHERE sc.id = $1
+         RETURNING attempt.id, sc.company_id, sc.customer_id, sc.due_at, sc.schedule_id,
+                   attempt.started_at",
+    )
+    .bind(*call.as_uuid())
+    .bind(attempt_no)
+    .bind(end.as_str())
+    .bind(result.outcome.as_str())
+    .bind(result.provider_ref)
+    .bind(result.transcript)
+    .bind(result.recording_url)
+    .bind(&flags)
+    .bind(result.ended_at)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (attempt_id, company, customer, due_at, schedule, started_at) =
+        row.ok_or(Error::NotFound {
+            what: "call attempt",
+        })?;
+    let company = CompanyId::from_uuid(company);
+    let ended = entry(
+        now,
+        Event::Ended {
+            outcome: result.outcome,
+        },
+        end,
+        due_at,
+        vec![],
+    );
+    append_trail(&mut *tx, &[(call, &ended)]).await?;
+
+    let mut applied = Applied {
+        call: attempt_id,
+        ..Applied::default()
+    };
+    for follow_up in follow_ups {
+        apply(
+            &mut *tx,
             company,
-            &OutboxCall {
-                attempt: attempt_id,
-                call,
-                customer: &customer,
-                status: end,
-                started_at,
-                result,
-            },
+            &customer,
+            schedule,
+            follow_up,
             now,
+            &mut applied,
         )
         .await?;
-        tx.commit().await?;
-        Ok(applied)
     }
+    applied.event = outbox(
+        &mut *tx,
+        company,
+        &OutboxCall {
+            attempt: attempt_id,
+            call,
+            customer: &customer,
+            status: end,
+            started_at,
+            result,
+        },
+        now,
+    )
+    .await?;
+    Ok(applied)
 }
 
 /// `dialing -> in_progress` with the trail entry; returns the due time, `None` if fenced.
@@ -796,4 +883,99 @@ async fn outbox(
     .execute(conn)
     .await?;
     Ok((written.rows_affected() == 1).then_some(event))
+}
+
+/// One dial intent to insert.
+#[derive(Debug)]
+pub(crate) struct IntentRow {
+    company: Uuid,
+    /// The attempt id this intent would get: how a caller recognises its own rows.
+    id: Uuid,
+    call: Uuid,
+    token: i64,
+    attempt: i32,
+    number: String,
+    loan: Option<String>,
+    at: DateTime<Utc>,
+}
+
+/// Inserts the dial intents of several callers in one statement; each caller gets the
+/// attempts recorded for its own intents (recognised by the attempt ids it chose). A failed
+/// statement is retried caller by caller.
+pub(crate) fn write_intents(
+    pool: PgPool,
+    callers: Vec<Vec<IntentRow>>,
+) -> Written<HashMap<CallId, Uuid>> {
+    Box::pin(async move {
+        if callers.len() > 1
+            && let Ok(recorded) = insert_intents(&pool, callers.iter().flatten()).await
+        {
+            return callers
+                .iter()
+                .map(|rows| Ok(mine(rows, &recorded)))
+                .collect();
+        }
+        let mut out = Vec::with_capacity(callers.len());
+        for rows in &callers {
+            out.push(
+                insert_intents(&pool, rows.iter())
+                    .await
+                    .map(|recorded| mine(rows, &recorded)),
+            );
+        }
+        out
+    })
+}
+
+/// The intents among `rows` that were recorded, by call.
+fn mine(rows: &[IntentRow], recorded: &HashSet<Uuid>) -> HashMap<CallId, Uuid> {
+    rows.iter()
+        .filter(|r| recorded.contains(&r.id))
+        .map(|r| (CallId::from_uuid(r.call), r.id))
+        .collect()
+}
+
+/// Inserts `rows` where the call is still held under the row's token for that attempt;
+/// returns the attempt ids inserted.
+async fn insert_intents<'a>(
+    pool: &PgPool,
+    rows: impl Iterator<Item = &'a IntentRow>,
+) -> Result<HashSet<Uuid>> {
+    let (mut companies, mut ids, mut calls, mut tokens) = (vec![], vec![], vec![], vec![]);
+    let (mut attempts, mut numbers, mut loans, mut ats) = (vec![], vec![], vec![], vec![]);
+    for r in rows {
+        companies.push(r.company);
+        ids.push(r.id);
+        calls.push(r.call);
+        tokens.push(r.token);
+        attempts.push(r.attempt);
+        numbers.push(r.number.as_str());
+        loans.push(r.loan.as_deref());
+        ats.push(r.at);
+    }
+    let inserted: Vec<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO call_attempts (id, company_id, customer_id, scheduled_call_id, attempt,
+             status, number, loan_id, started_at)
+         SELECT i.id, sc.company_id, sc.customer_id, sc.id, i.attempt, 'dialing', i.number,
+             i.loan, i.at
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::int[], $6::text[],
+                     $7::text[], $8::timestamptz[])
+             AS i(company, id, call, token, attempt, number, loan, at)
+         JOIN scheduled_calls sc ON sc.id = i.call AND sc.company_id = i.company
+             AND sc.lease_token = i.token AND sc.status = 'dialing'
+             AND sc.attempts + 1 = i.attempt
+         ON CONFLICT (scheduled_call_id, attempt) DO NOTHING
+         RETURNING id",
+    )
+    .bind(&companies)
+    .bind(&ids)
+    .bind(&calls)
+    .bind(&tokens)
+    .bind(&attempts)
+    .bind(&numbers)
+    .bind(&loans)
+    .bind(&ats)
+    .fetch_all(pool)
+    .await?;
+    Ok(inserted.into_iter().map(|(id,)| id).collect())
 }

@@ -14,6 +14,7 @@ mod company;
 mod customer;
 mod dispatch;
 mod error;
+mod group;
 mod idempotency;
 mod outbox;
 mod page;
@@ -21,6 +22,9 @@ mod pending;
 mod provider_event;
 mod schedule;
 mod scheduled_call;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -46,13 +50,35 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    groups: Arc<Groups>,
+}
+
+/// The grouped writes of one pool (`group.rs`).
+#[derive(Debug)]
+struct Groups {
+    results: group::Group<dispatch::ResultItem, Applied>,
+    intents: group::Group<Vec<dispatch::IntentRow>, HashMap<outdial_domain::CallId, uuid::Uuid>>,
+    delivered: group::Group<(uuid::Uuid, chrono::DateTime<chrono::Utc>), ()>,
+}
+
+impl Groups {
+    fn new() -> Arc<Groups> {
+        Arc::new(Groups {
+            results: group::Group::new(4, 64, dispatch::write_results),
+            intents: group::Group::new(2, 64, dispatch::write_intents),
+            delivered: group::Group::new(1, 128, outbox::write_delivered),
+        })
+    }
 }
 
 impl Store {
     /// Connects a pool to `url` (`postgres://user@host:port/db`).
     pub async fn connect(url: &str) -> Result<Store> {
         let pool = PgPoolOptions::new().connect(url).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            groups: Groups::new(),
+        })
     }
 
     /// Connects a pool of at most `max_connections` to `url`, without the per-acquire ping
@@ -63,12 +89,18 @@ impl Store {
             .test_before_acquire(false)
             .connect(url)
             .await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            groups: Groups::new(),
+        })
     }
 
     /// Wraps an existing pool (tests, or a binary that tunes its own pool).
     pub fn new(pool: PgPool) -> Store {
-        Store { pool }
+        Store {
+            pool,
+            groups: Groups::new(),
+        }
     }
 
     /// The underlying pool.

@@ -8,9 +8,11 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::company::CompanyId;
+use crate::group::Written;
 use crate::{Error, Result, Store};
 
 /// One event to deliver, with where and how to sign it.
@@ -126,18 +128,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a successful delivery.
+    /// Records a successful delivery. Deliveries recorded at the same moment by other tasks
+    /// share one statement (group commit, `group.rs`).
     pub async fn delivered(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "UPDATE webhook_outbox SET status = 'delivered', attempts = attempts + 1,
-                 delivered_at = $2, last_error = NULL
-             WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.groups.delivered.submit(&self.pool, (id, now)).await
     }
 
     /// Records a failed try: retried at `retry_at`, or dead-lettered when `None`. `error`
@@ -219,4 +213,35 @@ impl Store {
             )
             .collect())
     }
+}
+
+/// Marks a group of events delivered in one statement (a failed statement is retried
+/// event by event).
+pub(crate) fn write_delivered(pool: PgPool, events: Vec<(Uuid, DateTime<Utc>)>) -> Written<()> {
+    Box::pin(async move {
+        if events.len() > 1 && mark_delivered(&pool, &events).await.is_ok() {
+            return events.iter().map(|_| Ok(())).collect();
+        }
+        let mut out = Vec::with_capacity(events.len());
+        for e in &events {
+            out.push(mark_delivered(&pool, std::slice::from_ref(e)).await);
+        }
+        out
+    })
+}
+
+async fn mark_delivered(pool: &PgPool, events: &[(Uuid, DateTime<Utc>)]) -> Result<()> {
+    let ids: Vec<Uuid> = events.iter().map(|(id, _)| *id).collect();
+    let ats: Vec<DateTime<Utc>> = events.iter().map(|(_, at)| *at).collect();
+    sqlx::query(
+        "UPDATE webhook_outbox o SET status = 'delivered', attempts = o.attempts + 1,
+             delivered_at = d.at, last_error = NULL
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS d(id, at)
+         WHERE o.id = d.id AND o.status = 'pending'",
+    )
+    .bind(&ids)
+    .bind(&ats)
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -76,6 +76,18 @@ pub fn partition(company: outdial_store::CompanyId) -> Result<Partition> {
     Ok(Partition::new(&company.to_string())?)
 }
 
+/// A company's call rate as the limiter enforces it. The limiter's clock counts
+/// milliseconds, so every call admitted within one millisecond arrives at the same instant:
+/// with a burst of 1, a second call in that millisecond is refused whatever the rate, which
+/// caps a company at 1,000 calls/s and sends concurrent calls back to the queue. The burst
+/// is therefore one millisecond's worth of calls (1 up to 1,000/s).
+pub(crate) fn company_rate(calls_per_second: u32) -> Rate {
+    let rate = Rate::per_second(calls_per_second.max(1)).expect("at least 1/s is a rate");
+    let per_ms = std::num::NonZeroU32::new(calls_per_second.div_ceil(1000))
+        .unwrap_or(std::num::NonZeroU32::MIN);
+    rate.with_burst(per_ms)
+}
+
 fn chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -225,8 +237,7 @@ impl Dispatcher {
             .and_then(|c| PhoneNumber::parse(c).ok())
             .unwrap_or_else(|| self.config.default_caller_id.clone());
         let limits = CallLimits {
-            company: Rate::per_second(company.calls_per_second)
-                .unwrap_or_else(|| Rate::per_second(1).expect("1/s is a rate")),
+            company: company_rate(company.calls_per_second),
             caller_id: None,
         };
         if let Admission::Wait { until, .. } =
@@ -417,5 +428,30 @@ impl Dispatcher {
 impl From<outdial_dialer::InvalidName> for Error {
     fn from(_: outdial_dialer::InvalidName) -> Self {
         Error::Queue(outdial_queue::Error::Config("invalid name"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::company_rate;
+
+    #[test]
+    fn a_company_rate_admits_one_millisecond_of_calls_at_once() {
+        for (cps, burst) in [
+            (0, 1),
+            (1, 1),
+            (5, 1),
+            (1000, 1),
+            (1001, 2),
+            (1_000_000, 1000),
+        ] {
+            let rate = company_rate(cps);
+            assert_eq!(rate.burst().get(), burst, "{cps}/s");
+            assert_eq!(
+                rate.interval(),
+                std::time::Duration::from_secs(1) / cps.max(1),
+                "{cps}/s"
+            );
+        }
     }
 }
