@@ -275,9 +275,10 @@ async fn clone_rows(
     .await?;
     sqlx::query(
         "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status, due_at,
-             slot_at, reasons, created_at, updated_at)
+             slot_at, reasons, created_at, updated_at, planned_due_at, planned_reasons)
          SELECT gen_random_uuid(), s.company_id, s.customer_id, s.id, t.status, t.due_at,
-             t.slot_at, t.reasons, t.created_at, t.updated_at
+             t.slot_at, t.reasons, t.created_at, t.updated_at, t.planned_due_at,
+             t.planned_reasons
          FROM schedules s, scheduled_calls t
          WHERE t.id = $4 AND s.company_id = $1 AND s.customer_id BETWEEN $2 AND $3",
     )
