@@ -71,6 +71,13 @@ pub(crate) async fn store(db: &DbArgs) -> anyhow::Result<Store> {
         .migrate()
         .await
         .context("cannot apply the migrations")?;
+    if let Ok(false) = store.autovacuum().await {
+        tracing::warn!(
+            "Postgres runs with autovacuum = off: planner statistics and plans go stale as \
+             tables grow (a foreign-key check can end up walking every customer); turn it on \
+             or run ANALYZE regularly"
+        );
+    }
     Ok(store)
 }
 

@@ -108,6 +108,15 @@ impl Store {
         &self.pool
     }
 
+    /// Whether the cluster runs autovacuum (without it, statistics and cached plans go
+    /// stale as tables grow).
+    pub async fn autovacuum(&self) -> Result<bool> {
+        let (setting,): (String,) = sqlx::query_as("SHOW autovacuum")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(setting != "off")
+    }
+
     /// Applies every pending migration in [`MIGRATOR`].
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
