@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use outdial_dialer::limits::Limits;
+use outdial_dialer::limits::{Limits, Pacer};
 use outdial_dialer::{Dialer, HttpDialer, HttpDialerConfig, SimConfig, Simulator};
 use outdial_domain::policy::Ruleset;
 use outdial_domain::{Clock, PhoneNumber};
@@ -74,6 +74,10 @@ pub struct WorkerArgs {
     /// How often a live call is looked up at the provider, in milliseconds
     #[arg(long, env = "OUTDIAL_POLL_MS", default_value_t = 1000)]
     poll_ms: u64,
+    /// Seconds calls in flight get to finish after SIGTERM; what is left is recovered from
+    /// its lease by any worker
+    #[arg(long, env = "OUTDIAL_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    shutdown_grace_secs: u64,
 }
 
 /// The running worker tasks and the switch that stops them.
@@ -140,7 +144,7 @@ pub async fn start(
         store: store.clone(),
         queue: queue.clone(),
         dialer,
-        limits,
+        pacer: Pacer::new(limits),
         rules: Arc::new(Ruleset::bundled().context("the bundled ruleset is invalid")?),
         clock: Arc::clone(&clock),
         config: WorkerConfig {
@@ -153,7 +157,7 @@ pub async fn start(
             idle: Duration::from_millis(100),
             default_caller_id: PhoneNumber::parse("+12025550100")
                 .context("the default caller ID")?,
-            shutdown_grace: Duration::from_secs(20),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         },
     });
     let (stop, shutdown) = watch::channel(false);
