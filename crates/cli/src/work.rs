@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use outdial_dialer::limits::{Limits, Pacer};
+use outdial_dialer::limits::Limits;
 use outdial_dialer::{Dialer, HttpDialer, HttpDialerConfig, SimConfig, Simulator};
 use outdial_domain::policy::Ruleset;
 use outdial_domain::{Clock, PhoneNumber};
@@ -74,8 +74,8 @@ pub struct WorkerArgs {
     /// How often a live call is looked up at the provider, in milliseconds
     #[arg(long, env = "OUTDIAL_POLL_MS", default_value_t = 1000)]
     poll_ms: u64,
-    /// Seconds calls in flight get to finish after SIGTERM; what is left is recovered from
-    /// its lease by any worker
+    /// Seconds calls in flight get to finish after SIGTERM; what is left is handed back
+    /// and recovered by any worker
     #[arg(long, env = "OUTDIAL_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     shutdown_grace_secs: u64,
 }
@@ -144,7 +144,7 @@ pub async fn start(
         store: store.clone(),
         queue: queue.clone(),
         dialer,
-        pacer: Pacer::new(limits),
+        limits,
         rules: Arc::new(Ruleset::bundled().context("the bundled ruleset is invalid")?),
         clock: Arc::clone(&clock),
         config: WorkerConfig {

@@ -20,7 +20,7 @@ use outdial_domain::policy::Ruleset;
 use outdial_domain::{Clock, SystemClock};
 use outdial_store::Store;
 
-use fleet::{Namespace, Placed, Provider, Worker, lawful_location};
+use fleet::{Namespace, Placed, Provider, Worker, lawful_location, load_average};
 use support::ScratchDb;
 
 const WORKERS: usize = 2;
@@ -86,6 +86,7 @@ async fn workers_together_hold_a_companys_rate_and_a_throttled_company_delays_no
     ns.enqueue(quick, &quick_ids, now).await;
     let provider = Provider::start(Timing::Instant, 3).await;
 
+    let load_before = load_average();
     let launched = Instant::now();
     let mut workers: Vec<Worker> = (0..WORKERS)
         .map(|_| {
@@ -93,7 +94,7 @@ async fn workers_together_hold_a_companys_rate_and_a_throttled_company_delays_no
                 &db.url,
                 &ns.name,
                 &provider.url,
-                &[("OUTDIAL_RECONCILE_SECS", "5")],
+                &[("OUTDIAL_RECONCILE_SECS", "600")],
             )
         })
         .collect();
@@ -122,6 +123,10 @@ async fn workers_together_hold_a_companys_rate_and_a_throttled_company_delays_no
         );
     }
     let places = provider.places();
+    let cpu: Vec<String> = workers
+        .iter()
+        .map(|w| format!("{:.1} s", w.cpu_seconds()))
+        .collect();
     let logs = workers
         .iter()
         .map(Worker::log_tail)
@@ -175,10 +180,12 @@ async fn workers_together_hold_a_companys_rate_and_a_throttled_company_delays_no
         "rate: seeded {} calls in {seeded:.1?}; workers launched to first place {:?}; \
          paced {paced_rate:.2}/s (limit {PACED_RATE}), throttled {throttled_rate:.2}/s \
          (limit {THROTTLED_RATE}), quick: {} of {QUICK_CALLS} placed, last {quick_done:?} \
-         after the first call (own limit alone: {own_time:?}); {:.1} s in all",
+         after the first call (own limit alone: {own_time:?}); worker CPU {cpu:?}; load \
+         average {load_before} -> {}; {:.1} s in all",
         paced_ids.len() + throttled_ids.len() + quick_ids.len(),
         first - launched,
         quick_times.len(),
+        load_average(),
         started.elapsed().as_secs_f64()
     );
     assert!(

@@ -354,7 +354,7 @@ async fn a_postgres_restart_mid_run_loses_no_call_and_dials_none_twice() {
             .await
             .expect("attempts");
     assert_eq!(attempts, RESTART_CALLS as i64, "one attempt row per call");
-    let outage_felt = workers.iter().map(|w| w.log_count(" WARN ")).sum::<usize>();
+    let outage_felt = workers.iter().map(|w| w.log_count("WARN")).sum::<usize>();
     eprintln!(
         "postgres restart: {RESTART_CALLS} calls settled, {placed_at_stop} placed before the \
          outage, {outage_felt} warnings logged, {:.1} s",

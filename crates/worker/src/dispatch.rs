@@ -3,8 +3,8 @@
 //!
 //! Per batch: [`Queue::claim`] hands out due jobs with leases, and each job runs as its
 //! own task. First its company's calls-per-second limit, shared by every process
-//! ([`Pacer`]: a short wait in process, else the job is deferred in the queue and the
-//! company's partition throttled, Redis only); then [`Store::claim_calls`] moves the row,
+//! ([`Limits::reserve`]: a turn within two seconds, waited for in process; else the job is
+//! deferred in the queue and the company's partition throttled, Redis only); then [`Store::claim_calls`] moves the row,
 //! if still due and pending, to `dialing` under a Postgres lease with a fencing token (a
 //! duplicate delivery or a second worker gets nothing; a job not claimed there is acked
 //! away, and the reconciler restores any row still pending); then the fire-time check
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use outdial_dialer::limits::{Admission, CallLimits, Pacer, Rate, SlotGrant};
+use outdial_dialer::limits::{CallLimits, Limits, Rate, Reservation, SlotGrant};
 use outdial_dialer::{
     CompanyRef, DialContext, DialError, DialRequest, Dialer, IdempotencyKey, ProviderCall,
     lookup_then_place,
@@ -69,8 +69,7 @@ pub struct Dispatcher {
     pub store: Store,
     pub queue: Queue,
     pub dialer: Arc<dyn Dialer>,
-    /// The shared rate limits, with this process's smoothing in front.
-    pub pacer: Pacer,
+    pub limits: Limits,
     pub rules: Arc<Ruleset>,
     pub clock: Arc<dyn Clock>,
     pub config: WorkerConfig,
@@ -90,8 +89,9 @@ fn chrono(d: Duration) -> chrono::Duration {
 /// out.
 type Held = Arc<Mutex<HashMap<CallId, (Option<LeaseToken>, Job)>>>;
 
-/// The longest a claimed job waits in this process for its company's rate before it is
-/// deferred in the queue (and its company's partition throttled), at most half a lease.
+/// The farthest turn under its company's rate a claimed job books (and waits for in this
+/// process); a job whose turn would be later is deferred in the queue and its company's
+/// partition throttled. At most half a lease.
 const MAX_RATE_WAIT: Duration = Duration::from_secs(2);
 
 /// What the calls of one company need before they are claimed: its configuration and
@@ -275,22 +275,29 @@ impl Dispatcher {
 
     /// One job: its company's rate first, then the claim in Postgres, then the call.
     ///
-    /// The rate is taken before the claim: a job refused by the rate costs Redis only (it
+    /// The turn is booked before the claim: a job with no turn soon costs Redis only (it
     /// is deferred in the queue and the company's partition throttled, so claimers leave
-    /// the company alone until its next turn), never a Postgres claim and release. A job
-    /// admitted but then not claimed, or deferred at fire time, spends one call of the rate
-    /// unused: the limit errs on the safe side.
+    /// the company alone until turns are free), never a Postgres claim and release. A job
+    /// that booked a turn but is then not claimed, or is deferred at fire time, leaves its
+    /// turn unused: the limit errs on the safe side.
     async fn take(&self, job: Job, company: &CompanyLimits, held: &Held) -> Result<()> {
         let max_wait = MAX_RATE_WAIT.min(self.config.lease / 2);
-        if let Admission::Wait { until, .. } = self
-            .pacer
-            .until_admitted(&company.name, &company.caller_id, &company.limits, max_wait)
+        let turn = match self
+            .limits
+            .reserve(&company.name, &company.caller_id, &company.limits, max_wait)
             .await?
         {
-            self.queue.throttle(&job.job.partition, until).await?;
-            self.queue.defer(&job.job, job.token, until).await?;
-            return Ok(());
-        }
+            Reservation::Wait { until, .. } => {
+                // The company's turns are booked beyond the wait allowed: its jobs stay in
+                // the queue until then, in every process.
+                self.queue.throttle(&job.job.partition, until).await?;
+                self.queue.defer(&job.job, job.token, until).await?;
+                return Ok(());
+            }
+            // The Postgres work happens while the turn comes; the call waits for its turn
+            // just before the place request.
+            Reservation::Booked { at } => at,
+        };
         let now = self.clock.now();
         let lease_until = now + chrono(self.config.lease);
         let claimed = self
@@ -306,12 +313,18 @@ impl Dispatcher {
         held.lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(call.id, (Some(call.token), job.clone()));
-        self.handle(call, job, company).await
+        self.handle(call, job, company, turn).await
     }
 
     /// One claimed call, from the fire-time check to its result.
     #[tracing::instrument(skip_all, fields(call.id = %call.id, company.id = %call.company))]
-    async fn handle(&self, call: ClaimedCall, job: Job, company: &CompanyLimits) -> Result<()> {
+    async fn handle(
+        &self,
+        call: ClaimedCall,
+        job: Job,
+        company: &CompanyLimits,
+        turn: DateTime<Utc>,
+    ) -> Result<()> {
         let now = self.clock.now();
         let history = self
             .store
@@ -348,7 +361,7 @@ impl Dispatcher {
                 tracing::debug!(until = %until, "call deferred at fire time");
                 Ok(())
             }
-            Fire::Dial => self.dial(call, job, company).await,
+            Fire::Dial => self.dial(call, job, company, turn).await,
         }
     }
 
@@ -362,10 +375,16 @@ impl Dispatcher {
         Ok(())
     }
 
-    async fn dial(&self, call: ClaimedCall, job: Job, company: &CompanyLimits) -> Result<()> {
+    async fn dial(
+        &self,
+        call: ClaimedCall,
+        job: Job,
+        company: &CompanyLimits,
+        turn: DateTime<Utc>,
+    ) -> Result<()> {
         let key = IdempotencyKey::for_attempt(call.id, call.attempt);
         let slot_lease = self.config.max_call + self.config.lease;
-        let limits = self.pacer.limits();
+        let limits = &self.limits;
         if let SlotGrant::Full { next_expiry } = limits
             .acquire_slot(
                 &company.name,
@@ -383,8 +402,8 @@ impl Dispatcher {
                 &call,
                 &job,
                 &key,
-                company.name.clone(),
-                company.caller_id.clone(),
+                (company.name.clone(), company.caller_id.clone()),
+                turn,
             )
             .await;
         limits.release_slot(&company.name, &key).await?;
@@ -396,8 +415,8 @@ impl Dispatcher {
         call: &ClaimedCall,
         job: &Job,
         key: &IdempotencyKey,
-        company: CompanyRef,
-        caller_id: PhoneNumber,
+        (company, caller_id): (CompanyRef, PhoneNumber),
+        turn: DateTime<Utc>,
     ) -> Result<()> {
         let now = self.clock.now();
         let intent = DialIntent {
@@ -427,6 +446,10 @@ impl Dispatcher {
                 task_type: call.customer.task_type.as_str().to_owned(),
             },
         };
+        // The call's turn under its company's rate (booked before the claim): placing it no
+        // earlier is what holds the rate across processes.
+        let wait = (turn - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::time::sleep(wait).await;
         let mut placed = self.dialer.place(request.clone()).await;
         let mut wait = Duration::from_millis(200);
         for _ in 0..3 {
@@ -444,7 +467,7 @@ impl Dispatcher {
             Ok(p) => self.follow(call, job, key, p.call).await,
             Err(DialError::RateLimited { retry_after }) => {
                 let until = now + chrono(retry_after);
-                self.pacer.limits().slow_down(&company, until).await?;
+                self.limits.slow_down(&company, until).await?;
                 self.queue.throttle(&job.job.partition, until).await?;
                 self.store
                     .withdraw_intent(call.id, call.token, call.attempt, until, now)

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use chrono::{DateTime, TimeZone, Utc};
-use outdial_dialer::limits::{Limits, Pacer};
+use outdial_dialer::limits::Limits;
 use outdial_dialer::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature};
 use outdial_dialer::{IdempotencyKey, Scenario, SimConfig, Simulator};
 use outdial_domain::policy::Ruleset;
@@ -170,7 +170,7 @@ async fn a_scheduled_call_is_dialed_once_its_dnc_applied_and_a_signed_webhook_de
         store: store.clone(),
         queue: queue.clone(),
         dialer: Arc::new(simulator.clone()),
-        pacer: Pacer::new(limits),
+        limits,
         rules: Arc::new(Ruleset::bundled().expect("rules")),
         clock: Arc::clone(&clock),
         config: WorkerConfig {

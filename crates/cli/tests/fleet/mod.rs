@@ -75,14 +75,21 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let queue = self.queue.clone();
-        // Best effort, on a runtime of its own (drop may run inside or outside one).
+        let name = self.name.clone();
+        // Best effort, on a runtime and a connection of its own (the test's runtime may be
+        // shutting down, and a connection belongs to the runtime that made it).
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()
-            {
-                let _ = rt.block_on(queue.delete_namespace());
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    if let Ok(queue) = Queue::open(&redis_url(), &name, QueueConfig::default()) {
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(10), queue.delete_namespace())
+                                .await;
+                    }
+                });
             }
         })
         .join();
@@ -457,6 +464,23 @@ impl Worker {
         self.child.id()
     }
 
+    /// CPU time it has used so far (user + system, from `/proc`; 0 if unreadable).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces): utime and stime are the
+        // 12th and 13th, in clock ticks (100 per second on Linux).
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     /// The exit status, if it has exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("wait on the worker")
@@ -509,6 +533,15 @@ impl Drop for Worker {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// The load average over the last minute (`/proc/loadavg`), for failure messages on a
+/// shared machine.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// Status counts of `calls` (by id).

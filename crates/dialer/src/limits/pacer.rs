@@ -8,7 +8,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use outdial_domain::PhoneNumber;
 
-use super::{Admission, CallLimits, Limits, Rate, Throttle};
+use super::{Admission, CallLimits, Limits, Rate};
 use crate::{CompanyRef, Result};
 
 /// The local limiter of each company, with the rate it was built for.
@@ -54,12 +54,8 @@ impl Pacer {
     }
 
     /// Waits until the call may be placed (`Admitted`, counted against every limit), or
-    /// returns a `Wait` once the call's moment is more than `max_wait` from when it asked
-    /// (the worker then defers the call rather than hold it). The bound covers the local
-    /// limiter too: when many calls of one company queue in this process, those beyond
-    /// `max_wait` of the company's rate are refused instead of all waiting their turn (which
-    /// would hold the worker's capacity), with a `Wait` until half a `max_wait` later: this
-    /// process still holds that much of the company's calls waiting.
+    /// returns the `Wait` when its moment is more than `max_wait` away (the worker then
+    /// defers the call rather than hold it).
     pub async fn until_admitted(
         &self,
         company: &CompanyRef,
@@ -68,25 +64,15 @@ impl Pacer {
         max_wait: Duration,
     ) -> Result<Admission> {
         let local = self.local(company, limits.company);
-        let deadline = tokio::time::Instant::now() + max_wait;
         loop {
-            if tokio::time::timeout_at(deadline, local.until_ready())
-                .await
-                .is_err()
-            {
-                let half = chrono::Duration::from_std(max_wait / 2).unwrap_or_default();
-                return Ok(Admission::Wait {
-                    until: self.limits.clock.now() + half,
-                    reason: Throttle::Rate,
-                });
-            }
+            local.until_ready().await;
             match self.limits.admit(company, caller_id, limits).await? {
                 Admission::Admitted => return Ok(Admission::Admitted),
                 Admission::Wait { until, reason } => {
                     let wait = (until - self.limits.clock.now())
                         .to_std()
                         .unwrap_or(Duration::ZERO);
-                    if tokio::time::Instant::now() + wait > deadline {
+                    if wait > max_wait {
                         return Ok(Admission::Wait { until, reason });
                     }
                     tokio::time::sleep(wait).await;
