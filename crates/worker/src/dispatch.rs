@@ -170,10 +170,10 @@ impl Dispatcher {
             .iter()
             .filter_map(|(id, token, _)| Some((*id, (*token)?)))
             .collect();
-        if !leases.is_empty() {
-            if let Err(e) = self.store.renew_leases(&leases, now).await {
-                tracing::warn!(error = %e, calls = leases.len(), "cannot hand back leases; they run out on their own");
-            }
+        if !leases.is_empty()
+            && let Err(e) = self.store.renew_leases(&leases, now).await
+        {
+            tracing::warn!(error = %e, calls = leases.len(), "cannot hand back leases; they run out on their own");
         }
         let mut handed_back = 0;
         for (_, _, job) in calls {

@@ -245,7 +245,9 @@ pub async fn seed_many(
     seed(store, company, place, 0, 1).await;
     let new_id = "'c' || lpad(g::text, 5, '0')";
     let clone_of = |column: &str| format!("md5(t.{column}::text || g)::uuid");
-    let tables: [(&str, &str, Vec<(&str, String)>); 4] = [
+    // (table, its customer column, the columns given new values, and those values)
+    type Cloned<'a> = (&'a str, &'a str, Vec<(&'a str, String)>);
+    let tables: [Cloned; 4] = [
         ("customers", "id", vec![("id", new_id.to_owned())]),
         (
             "loans",
