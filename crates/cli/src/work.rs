@@ -105,10 +105,15 @@ pub async fn start(
     store: Store,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Running> {
-    let queue = Queue::open(&args.redis_url, &args.namespace, QueueConfig::default())
+    let queue_config = QueueConfig::default();
+    // The limits wait for Redis as long as the queue does (the redis crate's default is
+    // 500 ms, which a busy Redis exceeds: every call that asked then failed).
+    let redis_config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(queue_config.response_timeout));
+    let queue = Queue::open(&args.redis_url, &args.namespace, queue_config)
         .context("cannot open the Redis queue")?;
     let client = redis::Client::open(args.redis_url.as_str()).context("bad Redis URL")?;
-    let conn = redis::aio::ConnectionManager::new(client)
+    let conn = redis::aio::ConnectionManager::new_with_config(client, redis_config)
         .await
         .context("cannot connect to Redis")?;
     let limits = Limits::new(
