@@ -7,7 +7,8 @@
 //!   `PACED_RATE` ± 5 % calls per second at the provider.
 //! - In the same run, a company throttled to `THROTTLED_RATE`/s with a backlog of thousands
 //!   of due calls holds up no one: a third company's calls all go out in about the time its
-//!   own limit implies, and the throttled one gets its own rate, no more.
+//!   own limit implies, and the throttled one gets its own rate (± 10 %: at 5/s each call
+//!   is 0.7 % of the window).
 
 mod fleet;
 mod support;
@@ -27,8 +28,8 @@ const WORKERS: usize = 2;
 const PACED_RATE: u32 = 40;
 const THROTTLED_RATE: u32 = 5;
 const THROTTLED_CALLS: usize = 2000;
-const QUICK_RATE: u32 = 50;
-const QUICK_CALLS: usize = 150;
+const QUICK_RATE: u32 = 25;
+const QUICK_CALLS: usize = 100;
 const WARM_UP: Duration = Duration::from_secs(5);
 const WINDOW: Duration = Duration::from_secs(30);
 
@@ -170,7 +171,10 @@ async fn workers_together_hold_a_companys_rate_and_a_throttled_company_delays_no
         .map(|p| p.at)
         .collect();
     let own_time = Duration::from_secs_f64(QUICK_CALLS as f64 / f64::from(QUICK_RATE));
-    let allowed = own_time.mul_f64(1.25) + Duration::from_secs(1);
+    // Generous for a busy machine, yet far from what being held behind the throttled
+    // company would take (its backlog alone is 400 s; its rate would make this 20 s).
+    let allowed = own_time.mul_f64(1.5) + Duration::from_secs(2);
+    let quick_first = quick_times.iter().min().map(|t| *t - first);
     let quick_done = quick_times.iter().max().map(|last| *last - first);
 
     // The throttled company: its own rate, no more (and not starved either).
@@ -179,7 +183,7 @@ async fn workers_together_hold_a_companys_rate_and_a_throttled_company_delays_no
     eprintln!(
         "rate: seeded {} calls in {seeded:.1?}; workers launched to first place {:?}; \
          paced {paced_rate:.2}/s (limit {PACED_RATE}), throttled {throttled_rate:.2}/s \
-         (limit {THROTTLED_RATE}), quick: {} of {QUICK_CALLS} placed, last {quick_done:?} \
+         (limit {THROTTLED_RATE}), quick: {} of {QUICK_CALLS} placed, first {quick_first:?}, last {quick_done:?} \
          after the first call (own limit alone: {own_time:?}); worker CPU {cpu:?}; load \
          average {load_before} -> {}; {:.1} s in all",
         paced_ids.len() + throttled_ids.len() + quick_ids.len(),
@@ -207,8 +211,10 @@ async fn workers_together_hold_a_companys_rate_and_a_throttled_company_delays_no
          from the first call (its own limit implies {own_time:?}, allowed {allowed:?}): \
          held behind the throttled company's backlog?\n{logs}"
     );
-    let t_low = f64::from(THROTTLED_RATE) * 0.95;
-    let t_high = f64::from(THROTTLED_RATE) * 1.05;
+    // At 5/s one call is 0.7 % of the window, and a second of jitter in when the calls
+    // reach the provider moves five across its edges: ± 10 %.
+    let t_low = f64::from(THROTTLED_RATE) * 0.9;
+    let t_high = f64::from(THROTTLED_RATE) * 1.1;
     assert!(
         (t_low..=t_high).contains(&throttled_rate),
         "the throttled company got {throttled_rate:.2} calls/s (limit {THROTTLED_RATE}/s, \
