@@ -79,6 +79,10 @@ pub struct WorkerArgs {
     /// How often a live call is looked up at the provider, in milliseconds
     #[arg(long, env = "OUTDIAL_POLL_MS", default_value_t = 1000)]
     poll_ms: u64,
+    /// Seconds calls in flight get to finish after SIGTERM; what is left is handed back
+    /// and recovered by any worker
+    #[arg(long, env = "OUTDIAL_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    shutdown_grace_secs: u64,
 }
 
 /// The running worker tasks and the switch that stops them.
@@ -106,10 +110,15 @@ pub async fn start(
     store: Store,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Running> {
-    let queue = Queue::open(&args.redis_url, &args.namespace, QueueConfig::default())
+    let queue_config = QueueConfig::default();
+    // The limits wait for Redis as long as the queue does (the redis crate's default is
+    // 500 ms, which a busy Redis exceeds: every call that asked then failed).
+    let redis_config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(queue_config.response_timeout));
+    let queue = Queue::open(&args.redis_url, &args.namespace, queue_config)
         .context("cannot open the Redis queue")?;
     let client = redis::Client::open(args.redis_url.as_str()).context("bad Redis URL")?;
-    let conn = redis::aio::ConnectionManager::new(client)
+    let conn = redis::aio::ConnectionManager::new_with_config(client, redis_config)
         .await
         .context("cannot connect to Redis")?;
     let limits = Limits::new(
@@ -156,7 +165,7 @@ pub async fn start(
             idle: Duration::from_millis(100),
             default_caller_id: PhoneNumber::parse("+12025550100")
                 .context("the default caller ID")?,
-            shutdown_grace: Duration::from_secs(20),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             callbacks: args.provider_url.is_some() && args.provider_callback_url.is_some(),
         },
     });

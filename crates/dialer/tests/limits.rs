@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use outdial_dialer::limits::{Admission, CallLimits, Limits, Pacer, Rate, SlotGrant, Throttle};
+use outdial_dialer::limits::{
+    Admission, CallLimits, Limits, Pacer, Rate, Reservation, SlotGrant, Throttle,
+};
 use outdial_dialer::{CompanyRef, IdempotencyKey};
 use outdial_domain::{Clock, ManualClock, PhoneNumber, SystemClock};
 use redis::aio::ConnectionManager;
@@ -648,4 +650,102 @@ async fn a_burst_is_admitted_at_once_then_calls_are_spaced_by_the_interval() {
         limits.admit(&co, &number(1), &rates).await.unwrap(),
         Admission::Wait { .. }
     ));
+}
+
+#[tokio::test]
+async fn turns_are_booked_one_interval_apart_and_none_beyond_the_wait_allowed() {
+    let clock = manual();
+    let limits = limits_at(&namespace(), clock.clone()).await;
+    let (co, other) = (company("turns-co"), company("other-co"));
+    let ten = CallLimits {
+        company: per_second(10),
+        caller_id: None,
+    };
+    let max_wait = Duration::from_millis(500);
+    let ms = chrono::Duration::milliseconds;
+    let t0 = clock.now();
+    for i in 0..=5 {
+        assert_eq!(
+            limits
+                .reserve(&co, &number(1), &ten, max_wait)
+                .await
+                .unwrap(),
+            Reservation::Booked {
+                at: t0 + ms(100 * i)
+            },
+            "turn {i}"
+        );
+    }
+    // The next turn (t0 + 600 ms) is beyond the wait allowed: nothing is booked, and the
+    // answer says when it will not be.
+    for _ in 0..2 {
+        assert_eq!(
+            limits
+                .reserve(&co, &number(1), &ten, max_wait)
+                .await
+                .unwrap(),
+            Reservation::Wait {
+                until: t0 + ms(100),
+                reason: Throttle::Rate
+            }
+        );
+    }
+    // Another company has its own turns.
+    assert_eq!(
+        limits
+            .reserve(&other, &number(2), &ten, max_wait)
+            .await
+            .unwrap(),
+        Reservation::Booked { at: t0 }
+    );
+    // Late callers do not lose turns: the schedule is absolute.
+    clock.advance(ms(100));
+    assert_eq!(
+        limits
+            .reserve(&co, &number(1), &ten, max_wait)
+            .await
+            .unwrap(),
+        Reservation::Booked { at: t0 + ms(600) }
+    );
+    // A slow-down holds the company's turns.
+    let until = clock.now() + chrono::Duration::seconds(5);
+    limits.slow_down(&co, until).await.unwrap();
+    assert_eq!(
+        limits
+            .reserve(&co, &number(1), &ten, max_wait)
+            .await
+            .unwrap(),
+        Reservation::Wait {
+            until,
+            reason: Throttle::SlowedDown
+        }
+    );
+    // A caller ID limit books the later of the two turns, and counts in both.
+    let with_caller = CallLimits {
+        company: per_second(10),
+        caller_id: Some(per_second(2)),
+    };
+    let t1 = clock.now();
+    assert_eq!(
+        limits
+            .reserve(&other, &number(3), &with_caller, max_wait)
+            .await
+            .unwrap(),
+        Reservation::Booked { at: t1 }
+    );
+    assert_eq!(
+        limits
+            .reserve(&other, &number(3), &with_caller, max_wait)
+            .await
+            .unwrap(),
+        Reservation::Booked { at: t1 + ms(500) }
+    );
+    assert_eq!(
+        limits
+            .reserve(&other, &number(4), &ten, Duration::from_secs(1))
+            .await
+            .unwrap(),
+        Reservation::Booked { at: t1 + ms(600) },
+        "the company's next turn comes after the caller-limited one"
+    );
 }

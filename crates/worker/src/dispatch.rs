@@ -1,29 +1,40 @@
-//! The dispatch loop: due jobs from the queue, claimed in Postgres, re-checked, rate
-//! limited, dialed once.
+//! The dispatch loop: due jobs from the queue, rate limited, claimed in Postgres,
+//! re-checked, dialed once.
 //!
-//! Per batch: [`Queue::claim`] hands out due jobs with leases; [`Store::claim_calls`] moves
-//! the rows still due and pending to `dialing` under a Postgres lease with a fencing token
-//! (a duplicate delivery or a second worker gets nothing; jobs not claimed there are acked
-//! away, and the reconciler restores any row still pending). Each claimed call then runs as
-//! its own task: the fire-time check ([`crate::fire`]), the cross-process rate limit and
-//! live-call slot, the dial intent in Postgres (then in the queue), the place request under
-//! the idempotency key `"{call}:{attempt}"`, and the result ([`crate::finish`]).
+//! Per batch: [`Queue::claim`] hands out due jobs with leases, and each job runs as its
+//! own task. First its company's calls-per-second limit, shared by every process
+//! ([`Limits::reserve`]: a turn within two seconds, waited for in process; else the job is
+//! deferred in the queue and the company's partition throttled, Redis only); then [`Store::claim_calls`] moves the row,
+//! if still due and pending, to `dialing` under a Postgres lease with a fencing token (a
+//! duplicate delivery or a second worker gets nothing; a job not claimed there is acked
+//! away, and the reconciler restores any row still pending); then the fire-time check
+//! ([`crate::fire`]), the live-call slot, the dial intent in Postgres (then in the queue),
+//! the place request under the idempotency key `"{call}:{attempt}"`, and the result
+//! ([`crate::finish`]).
+//!
+//! Failures are transient: a failed batch (Redis, or Postgres when the batch's companies
+//! are read) makes the loop back off exponentially (100 ms doubling to 5 s, logged at
+//! `warn`) and give the batch back; a call whose task fails is left to recovery (its
+//! lease runs out and the reconciler settles it), so a Postgres or Redis outage delays
+//! calls but neither stops the worker nor loses or re-dials a call.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use outdial_dialer::limits::{Admission, CallLimits, Limits, Rate, SlotGrant};
+use outdial_dialer::limits::{CallLimits, Limits, Rate, Reservation, SlotGrant};
 use outdial_dialer::{
     CompanyRef, DialContext, DialError, DialRequest, Dialer, IdempotencyKey, ProviderCall,
     lookup_then_place,
 };
 use outdial_domain::policy::Ruleset;
 use outdial_domain::scheduled_call::Event;
-use outdial_domain::{AttemptOutcome, Clock, PhoneNumber};
+use outdial_domain::{AttemptOutcome, CallId, Clock, PhoneNumber};
 use outdial_queue::{Job, Partition, Queue};
-use outdial_store::{ClaimedCall, DialIntent, Store};
+use outdial_store::{ClaimedCall, Company, CompanyId, DialIntent, LeaseToken, Store};
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
 use crate::finish::{Ended, finish};
 use crate::fire::{Fire, check};
@@ -92,13 +103,38 @@ fn chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
+/// The jobs this process holds (leased in the queue, not yet finished), with the Postgres
+/// lease token of those claimed there: what is handed back when the shutdown grace runs
+/// out.
+type Held = Arc<Mutex<HashMap<CallId, (Option<LeaseToken>, Job)>>>;
+
+/// The farthest turn under its company's rate a claimed job books (and waits for in this
+/// process); a job whose turn would be later is deferred in the queue and its company's
+/// partition throttled. At most half a lease.
+const MAX_RATE_WAIT: Duration = Duration::from_secs(2);
+
+/// What the calls of one company need before they are claimed: its configuration and
+/// the rate-limit names.
+struct CompanyLimits {
+    company: Company,
+    name: CompanyRef,
+    caller_id: PhoneNumber,
+    limits: CallLimits,
+}
+
 impl Dispatcher {
     /// Runs until `shutdown` turns true: stops claiming, then waits up to the grace period
-    /// for calls in flight (an unfinished one is recovered from its lease).
+    /// for calls in flight. Those still unfinished are then stopped (their tasks aborted,
+    /// so nothing renews their leases any more) and their leases handed back, expired at
+    /// once in Postgres and in the queue: any worker's next reconcile pass recovers them by
+    /// asking the provider instead of waiting for the lease to run out.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let held: Held = Arc::default();
+        let mut tasks = JoinSet::new();
         let mut backoff = Duration::from_millis(100);
         while !*shutdown.borrow() {
+            while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
             if free == 0 {
                 tokio::select! {
@@ -107,7 +143,10 @@ impl Dispatcher {
                 }
                 continue;
             }
-            match self.batch(free.min(self.config.batch), &permits).await {
+            match self
+                .batch(free.min(self.config.batch), &permits, &held, &mut tasks)
+                .await
+            {
                 Ok(0) => {
                     tokio::select! {
                         () = tokio::time::sleep(self.config.idle) => {}
@@ -116,7 +155,7 @@ impl Dispatcher {
                 }
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
-                    tracing::warn!(error = %e, "dispatch batch failed; backing off");
+                    tracing::warn!(error = %e, backoff.ms = backoff.as_millis() as u64, "dispatch batch failed; backing off");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => {}
@@ -125,58 +164,185 @@ impl Dispatcher {
                 }
             }
         }
-        let all = u32::try_from(self.config.max_in_flight).unwrap_or(u32::MAX);
-        let drained =
-            tokio::time::timeout(self.config.shutdown_grace, permits.acquire_many(all)).await;
-        tracing::info!(drained = drained.is_ok(), "dispatch stopped");
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let left: Vec<_> = held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, (token, job))| (*id, *token, job.clone()))
+            .collect();
+        let handed_back = self.hand_back_leases(&left).await;
+        tracing::info!(drained = drained.is_ok(), handed_back, "dispatch stopped");
     }
 
-    /// Claims and starts one batch; returns how many jobs the queue handed out.
-    async fn batch(self: &Arc<Self>, n: usize, permits: &Arc<Semaphore>) -> Result<usize> {
+    /// Expires the leases of `calls` now, in Postgres (those claimed there) and in the
+    /// queue; returns how many were handed back. A call placed at the provider stays
+    /// `in_progress`: recovery asks the provider about it, never re-dials.
+    async fn hand_back_leases(&self, calls: &[(CallId, Option<LeaseToken>, Job)]) -> usize {
+        let now = self.clock.now();
+        let leases: Vec<_> = calls
+            .iter()
+            .filter_map(|(id, token, _)| Some((*id, (*token)?)))
+            .collect();
+        if !leases.is_empty()
+            && let Err(e) = self.store.renew_leases(&leases, now).await
+        {
+            tracing::warn!(error = %e, calls = leases.len(), "cannot hand back leases; they run out on their own");
+        }
+        let mut handed_back = 0;
+        for (_, _, job) in calls {
+            match self.queue.renew(&job.job, job.token, now).await {
+                Ok(_) => handed_back += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot hand back a queue lease; it runs out on its own");
+                }
+            }
+        }
+        handed_back
+    }
+
+    /// Claims one batch from the queue and starts a task per job; returns how many jobs
+    /// the queue handed out. The companies of the batch are read here, so that a Postgres
+    /// outage fails the batch (and the loop backs off) instead of every job.
+    async fn batch(
+        self: &Arc<Self>,
+        n: usize,
+        permits: &Arc<Semaphore>,
+        held: &Held,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<usize> {
         let now = self.clock.now();
         let jobs = self.queue.claim(now, n, self.config.lease).await?;
         if jobs.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<_> = jobs.iter().map(|j| j.job.call).collect();
-        let lease_until = now + chrono(self.config.lease);
-        let claimed = self
-            .store
-            .claim_calls(&ids, &self.config.owner, now, lease_until)
-            .await?;
-        let mut unclaimed = Vec::new();
-        let mut work = Vec::new();
+        let mut companies: HashMap<String, Arc<CompanyLimits>> = HashMap::new();
         for job in &jobs {
-            match claimed.iter().find(|c| c.id == job.job.call) {
-                Some(call) => work.push((call.clone(), job.clone())),
-                None => unclaimed.push((job.job.clone(), job.token)),
+            let part = job.job.partition.as_str();
+            if companies.contains_key(part) {
+                continue;
+            }
+            match self.company_limits(part).await {
+                Ok(c) => {
+                    companies.insert(part.to_owned(), Arc::new(c));
+                }
+                Err(e) => {
+                    // Give the batch back at once rather than leave it leased.
+                    let until = now + chrono::Duration::seconds(1);
+                    for job in &jobs {
+                        let _ = self.queue.defer(&job.job, job.token, until).await;
+                    }
+                    return Err(e);
+                }
             }
         }
-        if !unclaimed.is_empty() {
-            // Settled, held by another worker, or not due yet: the reconciler restores any
-            // row still pending with its real due time.
-            self.queue.ack_many(&unclaimed).await?;
-        }
-        for (call, job) in work {
+        let count = jobs.len();
+        for job in jobs {
+            let Some(company) = companies.get(job.job.partition.as_str()).cloned() else {
+                continue;
+            };
             let permit = Arc::clone(permits)
                 .acquire_owned()
                 .await
                 .map_err(|_| outdial_queue::Error::Config("semaphore closed"))?;
             let me = Arc::clone(self);
-            tokio::spawn(async move {
-                let id = call.id;
-                if let Err(e) = me.handle(call, job).await {
+            let held = Arc::clone(held);
+            let id = job.job.call;
+            held.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, (None, job.clone()));
+            tasks.spawn(async move {
+                if let Err(e) = me.take(job, &company, &held).await {
                     tracing::warn!(call.id = %id, error = %e, "call left to recovery");
                 }
+                held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                 drop(permit);
             });
         }
-        Ok(jobs.len())
+        Ok(count)
+    }
+
+    /// A company's configuration and limits, from its queue partition (its id).
+    async fn company_limits(&self, partition: &str) -> Result<CompanyLimits> {
+        let id = partition
+            .parse::<uuid::Uuid>()
+            .map_err(|_| outdial_queue::Error::Config("a partition that is no company id"))?;
+        let company = self.store.company(CompanyId::from_uuid(id)).await?;
+        let name = CompanyRef::new(partition)?;
+        let caller_id = company
+            .caller_ids
+            .first()
+            .and_then(|c| PhoneNumber::parse(c).ok())
+            .unwrap_or_else(|| self.config.default_caller_id.clone());
+        let limits = CallLimits {
+            company: company_rate(company.calls_per_second),
+            caller_id: None,
+        };
+        Ok(CompanyLimits {
+            company,
+            name,
+            caller_id,
+            limits,
+        })
+    }
+
+    /// One job: its company's rate first, then the claim in Postgres, then the call.
+    ///
+    /// The turn is booked before the claim: a job with no turn soon costs Redis only (it
+    /// is deferred in the queue and the company's partition throttled, so claimers leave
+    /// the company alone until turns are free), never a Postgres claim and release. A job
+    /// that booked a turn but is then not claimed, or is deferred at fire time, leaves its
+    /// turn unused: the limit errs on the safe side.
+    async fn take(&self, job: Job, company: &CompanyLimits, held: &Held) -> Result<()> {
+        let max_wait = MAX_RATE_WAIT.min(self.config.lease / 2);
+        let turn = match self
+            .limits
+            .reserve(&company.name, &company.caller_id, &company.limits, max_wait)
+            .await?
+        {
+            Reservation::Wait { until, .. } => {
+                // The company's turns are booked beyond the wait allowed: its jobs stay in
+                // the queue until then, in every process.
+                self.queue.throttle(&job.job.partition, until).await?;
+                self.queue.defer(&job.job, job.token, until).await?;
+                return Ok(());
+            }
+            // The Postgres work happens while the turn comes; the call waits for its turn
+            // just before the place request.
+            Reservation::Booked { at } => at,
+        };
+        let now = self.clock.now();
+        let lease_until = now + chrono(self.config.lease);
+        let claimed = self
+            .store
+            .claim_calls(&[job.job.call], &self.config.owner, now, lease_until)
+            .await?;
+        let Some(call) = claimed.into_iter().next() else {
+            // Settled, held by another worker, or not due yet: the reconciler restores any
+            // row still pending with its real due time.
+            self.queue.ack(&job.job, job.token).await?;
+            return Ok(());
+        };
+        held.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(call.id, (Some(call.token), job.clone()));
+        self.handle(call, job, company, turn).await
     }
 
     /// One claimed call, from the fire-time check to its result.
     #[tracing::instrument(skip_all, fields(call.id = %call.id, company.id = %call.company))]
-    async fn handle(&self, call: ClaimedCall, job: Job) -> Result<()> {
+    async fn handle(
+        &self,
+        call: ClaimedCall,
+        job: Job,
+        company: &CompanyLimits,
+        turn: DateTime<Utc>,
+    ) -> Result<()> {
         let now = self.clock.now();
         let history = self
             .store
@@ -213,7 +379,7 @@ impl Dispatcher {
                 tracing::debug!(until = %until, "call deferred at fire time");
                 Ok(())
             }
-            Fire::Dial => self.dial(call, job).await,
+            Fire::Dial => self.dial(call, job, company, turn).await,
         }
     }
 
@@ -227,40 +393,38 @@ impl Dispatcher {
         Ok(())
     }
 
-    async fn dial(&self, call: ClaimedCall, job: Job) -> Result<()> {
-        let company = self.store.company(call.company).await?;
-        let company_ref = CompanyRef::new(&call.company.to_string())
-            .map_err(|_| outdial_queue::Error::Config("company id"))?;
-        let caller_id = company
-            .caller_ids
-            .first()
-            .and_then(|c| PhoneNumber::parse(c).ok())
-            .unwrap_or_else(|| self.config.default_caller_id.clone());
-        let limits = CallLimits {
-            company: company_rate(company.calls_per_second),
-            caller_id: None,
-        };
-        if let Admission::Wait { until, .. } =
-            self.limits.admit(&company_ref, &caller_id, &limits).await?
-        {
-            // The whole company waits: its jobs stay in the queue until then.
-            self.queue.throttle(&job.job.partition, until).await?;
-            return self.hand_back(&call, &job, until).await;
-        }
+    async fn dial(
+        &self,
+        call: ClaimedCall,
+        job: Job,
+        company: &CompanyLimits,
+        turn: DateTime<Utc>,
+    ) -> Result<()> {
         let key = IdempotencyKey::for_attempt(call.id, call.attempt);
         let slot_lease = self.config.max_call + self.config.lease;
-        if let SlotGrant::Full { next_expiry } = self
-            .limits
-            .acquire_slot(&company_ref, company.max_live_calls, &key, slot_lease)
+        let limits = &self.limits;
+        if let SlotGrant::Full { next_expiry } = limits
+            .acquire_slot(
+                &company.name,
+                company.company.max_live_calls,
+                &key,
+                slot_lease,
+            )
             .await?
         {
             let soon = self.clock.now() + chrono::Duration::milliseconds(500);
             return self.hand_back(&call, &job, next_expiry.min(soon)).await;
         }
         let result = self
-            .place(&call, &job, &key, company_ref.clone(), caller_id)
+            .place(
+                &call,
+                &job,
+                &key,
+                (company.name.clone(), company.caller_id.clone()),
+                turn,
+            )
             .await;
-        self.limits.release_slot(&company_ref, &key).await?;
+        limits.release_slot(&company.name, &key).await?;
         result
     }
 
@@ -269,8 +433,8 @@ impl Dispatcher {
         call: &ClaimedCall,
         job: &Job,
         key: &IdempotencyKey,
-        company: CompanyRef,
-        caller_id: PhoneNumber,
+        (company, caller_id): (CompanyRef, PhoneNumber),
+        turn: DateTime<Utc>,
     ) -> Result<()> {
         let now = self.clock.now();
         let intent = DialIntent {
@@ -300,6 +464,10 @@ impl Dispatcher {
                 task_type: call.customer.task_type.as_str().to_owned(),
             },
         };
+        // The call's turn under its company's rate (booked before the claim): placing it no
+        // earlier is what holds the rate across processes.
+        let wait = (turn - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::time::sleep(wait).await;
         let mut placed = self.dialer.place(request.clone()).await;
         let mut wait = Duration::from_millis(200);
         for _ in 0..3 {

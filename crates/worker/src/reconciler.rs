@@ -155,8 +155,9 @@ async fn recover_one(
                 tracing::info!(call.id = %call, "recovered the result of a call whose worker died");
             }
             Ok(Some(_)) => {
-                // Still live at the provider: look again next pass.
-                let until = now + chrono::Duration::seconds(30);
+                // Still live at the provider: look again once a lease has passed (with a
+                // short lease, a handed-back call is settled soon after it ends).
+                let until = now + chrono::Duration::from_std(d.config.lease).unwrap_or_default();
                 d.store.renew_leases(&[(call, token)], until).await?;
             }
             Ok(None) => {

@@ -8,10 +8,12 @@ use outdial_domain::{Clock, PhoneNumber};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use super::{Admission, CallLimits, Keys, Throttle};
+use super::{Admission, CallLimits, Keys, Reservation, Throttle};
 use crate::{CompanyRef, Error, Result};
 
 static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/admit.lua")));
+static RESERVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/reserve.lua")));
 static SLOW_DOWN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/slow_down.lua")));
 
@@ -90,6 +92,46 @@ impl Limits {
                 reason: Throttle::Rate,
             }),
             _ => Err(Error::ScriptReply("admit")),
+        }
+    }
+
+    /// Books the turn of one call of `company` from `caller_id`: the earliest instant that
+    /// conforms to every limit, counted at once (`Booked`), unless it is more than
+    /// `max_wait` away or the company is slowed down (`Wait`: nothing counted, ask again
+    /// at `until`). The caller places the call at its turn.
+    pub async fn reserve(
+        &self,
+        company: &CompanyRef,
+        caller_id: &PhoneNumber,
+        limits: &CallLimits,
+        max_wait: std::time::Duration,
+    ) -> Result<Reservation> {
+        let mut invocation = RESERVE.key(self.keys.slow_down(company));
+        invocation
+            .arg(self.now_ms())
+            .arg(u64::try_from(max_wait.as_millis()).unwrap_or(u64::MAX));
+        invocation
+            .key(self.keys.company_rate(company))
+            .arg(limits.company.interval_us())
+            .arg(limits.company.tolerance_us());
+        if let Some(rate) = limits.caller_id {
+            invocation
+                .key(self.keys.caller_rate(caller_id))
+                .arg(rate.interval_us())
+                .arg(rate.tolerance_us());
+        }
+        let reply: Vec<i64> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        match reply.as_slice() {
+            [0, at] => Ok(Reservation::Booked { at: instant(*at) }),
+            [1, until] => Ok(Reservation::Wait {
+                until: instant(*until),
+                reason: Throttle::SlowedDown,
+            }),
+            [2, until] => Ok(Reservation::Wait {
+                until: instant(*until),
+                reason: Throttle::Rate,
+            }),
+            _ => Err(Error::ScriptReply("reserve")),
         }
     }
 

@@ -10,6 +10,10 @@
 //!   refused by one limit spends nothing from the other. A refusal says when to come back
 //!   ([`Admission::Wait`]), which the worker turns into a deferral (no attempt consumed) or a
 //!   short `tokio::time` sleep.
+//! - **Turns instead of a gate** ([`Limits::reserve`]): the same limits, but a call is
+//!   counted at once and told the instant it may be placed (its turn), if that is within
+//!   the wait the caller allows. Turns are absolute instants one interval apart, so callers
+//!   that wake a little late do not lose capacity and nobody polls; the worker uses this.
 //! - **A provider's 429** ([`Limits::slow_down`]): holds the company's calls until the
 //!   `Retry-After` has passed, for every process (checked first by the same admit script).
 //!   Other companies are untouched: every key is per company (or per caller ID).
@@ -53,5 +57,5 @@ mod slots;
 pub use keys::Keys;
 pub use limiter::Limits;
 pub use pacer::Pacer;
-pub use rate::{Admission, CallLimits, Rate, Throttle};
+pub use rate::{Admission, CallLimits, Rate, Reservation, Throttle};
 pub use slots::SlotGrant;

@@ -87,6 +87,24 @@ pub enum Admission {
     },
 }
 
+/// The answer of [`crate::limits::Limits::reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The call is counted against every limit and may be placed at `at` (now or soon).
+    Booked {
+        /// The call's turn.
+        at: DateTime<Utc>,
+    },
+    /// No turn within the wait allowed: ask again at `until`. Nothing was counted.
+    Wait {
+        /// When to ask again (a turn is then within the wait allowed, or the slow-down is
+        /// over).
+        until: DateTime<Utc>,
+        /// Which limit refused it.
+        reason: Throttle,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
