@@ -6,6 +6,7 @@
 //! when the Redis (a `redis-server` of the test's own) is flushed twice mid-run: Postgres
 //! is the truth and the reconciler puts every pending call back.
 
+mod fleet;
 mod support;
 
 use std::collections::HashMap;
@@ -19,68 +20,14 @@ use outdial_dialer::{SimConfig, Simulator, Timing};
 use outdial_domain::policy::{Decision, Ruleset};
 use outdial_domain::schedule::{Cadence, Plan, PlannedCall};
 use outdial_domain::task::{Purpose, ScheduleType};
-use outdial_domain::{Clock, CustomerInput, CustomerRef, SystemClock};
+use outdial_domain::{Clock, CustomerRef, SystemClock};
 use outdial_store::{NewSchedule, Store};
 
+use fleet::{customer, lawful_location};
 use support::ScratchDb;
 
 const CALLS: usize = 1000;
 const TOKEN: &str = "crash-test-token";
-
-/// A US location (zone, state, ZIP, number) where calling is lawful for the next half
-/// hour, so the test runs at any hour: Guam, Puerto Rico and Hawaii between them cover the
-/// clock.
-fn lawful_location(rules: &Ruleset) -> serde_json::Value {
-    let now = SystemClock.now();
-    let places = [
-        ("Pacific/Guam", "GU", "96910", "+16715550"),
-        ("America/Puerto_Rico", "PR", "00901", "+17875550"),
-        ("Pacific/Honolulu", "HI", "96813", "+18085550"),
-        ("America/New_York", "NY", "10004", "+12125550"),
-        ("America/Los_Angeles", "CA", "94102", "+14155550"),
-    ];
-    for (zone, state, zip, phone) in places {
-        let body = serde_json::json!({
-            "timezone": zone, "state": state, "zipCode": zip, "phoneNumber": format!("{phone}100"),
-        });
-        let c = customer(&body, 0);
-        let policy = rules.prepare(&c.candidates(), Purpose::Collection);
-        let lawful = (0..=30).step_by(5).all(|m| {
-            matches!(
-                policy.decide(now + chrono::Duration::minutes(m), &c.subject(), &[]),
-                Decision::Allow { .. }
-            )
-        });
-        if lawful {
-            return body;
-        }
-    }
-    panic!("no test location is lawful to call right now ({now})");
-}
-
-fn customer(place: &serde_json::Value, i: usize) -> outdial_domain::Customer {
-    let phone = place["phoneNumber"].as_str().expect("phone");
-    let input: CustomerInput = serde_json::from_value(serde_json::json!({
-        "id": format!("c{i:05}"),
-        "taskType": "collections",
-        "firstName": "Test",
-        "lastName": "Customer",
-        "timezone": place["timezone"],
-        "phoneNumber": format!("{}{:03}", &phone[..phone.len() - 3], i % 1000),
-        "streetAddress1": "1 Main St",
-        "city": "Town",
-        "state": place["state"],
-        "zipCode": place["zipCode"],
-        "loanId": format!("loan-{i}"),
-    }))
-    .expect("input");
-    input
-        .validate(
-            &outdial_domain::schedule::Catalog::builtin().task_types(),
-            SystemClock.now().date_naive(),
-        )
-        .expect("valid customer")
-}
 
 fn worker(db: &str, redis: &str, namespace: &str, provider: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_outdial"))
