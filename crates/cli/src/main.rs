@@ -112,6 +112,29 @@ fn main() -> ExitCode {
 
 /// Prints one pretty JSON document and a newline to stdout. A reader that stops early
 /// (`outdial run | head`) is not an error.
+/// The clock of `serve`, `work` and `run`: the system clock, shifted by
+/// `OUTDIAL_CLOCK_OFFSET_SECS` seconds when that is set (tests and drills that must run at a
+/// lawful calling hour; every process of one deployment must use the same shift, since
+/// leases, due times and rate limits compare instants across processes).
+fn service_clock() -> anyhow::Result<std::sync::Arc<dyn Clock>> {
+    let offset = match std::env::var("OUTDIAL_CLOCK_OFFSET_SECS") {
+        Ok(v) => v.trim().parse::<i64>().map_err(|_| {
+            anyhow::anyhow!("OUTDIAL_CLOCK_OFFSET_SECS must be a whole number of seconds")
+        })?,
+        Err(_) => 0,
+    };
+    if offset == 0 {
+        return Ok(std::sync::Arc::new(SystemClock));
+    }
+    tracing::warn!(
+        offset.secs = offset,
+        "the clock is shifted (OUTDIAL_CLOCK_OFFSET_SECS)"
+    );
+    Ok(std::sync::Arc::new(outdial_domain::ShiftedClock {
+        offset: chrono::Duration::seconds(offset),
+    }))
+}
+
 fn emit(doc: &Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let written = serde_json::to_writer_pretty(&mut out, doc)

@@ -13,7 +13,6 @@ use anyhow::Context;
 use clap::Args;
 use outdial_api::{AppState, router};
 use outdial_domain::policy::Ruleset;
-use outdial_domain::{Clock, SystemClock};
 use serde_json::json;
 
 use crate::company::{DbArgs, store};
@@ -48,7 +47,7 @@ pub fn run(args: &ServeArgs, worker: Option<&WorkerArgs>) -> anyhow::Result<Exit
 }
 
 async fn serve(args: &ServeArgs, worker: Option<&WorkerArgs>) -> anyhow::Result<ExitCode> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock = crate::service_clock()?;
     let store = store(&args.db).await?;
     let now = clock.now();
     let (demo, issued) = store

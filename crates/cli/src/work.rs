@@ -200,7 +200,7 @@ pub fn run(args: &WorkArgs) -> anyhow::Result<std::process::ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let clock: Arc<dyn Clock> = Arc::new(outdial_domain::SystemClock);
+        let clock = crate::service_clock()?;
         let store = crate::company::store(&args.db).await?;
         let running = start(&args.worker, store, clock).await?;
         tracing::info!("worker started");

@@ -20,7 +20,7 @@ use outdial_dialer::{SimConfig, Simulator, Timing};
 use outdial_domain::policy::{Decision, Ruleset};
 use outdial_domain::schedule::{Cadence, Plan, PlannedCall};
 use outdial_domain::task::{Purpose, ScheduleType};
-use outdial_domain::{Clock, CustomerRef, SystemClock};
+use outdial_domain::{Clock, CustomerRef};
 use outdial_store::{NewSchedule, Store};
 
 use fleet::{customer, lawful_location};
@@ -37,6 +37,7 @@ fn worker(db: &str, redis: &str, namespace: &str, provider: &str) -> Child {
         .env("OUTDIAL_NAMESPACE", namespace)
         .env("OUTDIAL_PROVIDER_URL", provider)
         .env("OUTDIAL_PROVIDER_TOKEN", TOKEN)
+        .env("OUTDIAL_CLOCK_OFFSET_SECS", fleet::offset_secs())
         .env("OUTDIAL_LEASE_SECS", "10")
         .env("OUTDIAL_RECONCILE_SECS", "1")
         .env("OUTDIAL_POLL_MS", "100")
@@ -132,7 +133,7 @@ fn fire_thousand_calls(chaos: Chaos, redis: &str) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let rules = Ruleset::bundled().expect("rules");
     let place = lawful_location(&rules);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = Arc::new(fleet::clock());
 
     // The provider: the simulator over HTTP, calls ringing and talking for a few hundred ms.
     let simulator = Simulator::new(

@@ -17,8 +17,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use outdial_dialer::Timing;
+use outdial_domain::Clock;
 use outdial_domain::policy::Ruleset;
-use outdial_domain::{Clock, SystemClock};
 use outdial_store::Store;
 
 use fleet::{Namespace, Placed, Provider, Worker, lawful_location, load_average};
@@ -81,7 +81,7 @@ async fn workers_together_hold_a_companys_rate_and_a_throttled_company_delays_no
     let quick_ids = fleet::seed_many(&store, quick, &place, QUICK_CALLS).await;
     let seeded = started.elapsed();
     let ns = Namespace::new();
-    let now = SystemClock.now();
+    let now = fleet::clock().now();
     ns.enqueue(paced, &paced_ids, now).await;
     ns.enqueue(throttled, &throttled_ids, now).await;
     ns.enqueue(quick, &quick_ids, now).await;

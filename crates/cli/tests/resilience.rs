@@ -249,12 +249,8 @@ async fn a_postgres_restart_mid_run_loses_no_call_and_dials_none_twice() {
     let calls = fleet::seed_many(&store, company, &place, RESTART_CALLS).await;
     let ids: Vec<uuid::Uuid> = calls.iter().map(|(id, _)| *id).collect();
     let ns = Namespace::new();
-    ns.enqueue(
-        company,
-        &calls,
-        outdial_domain::Clock::now(&outdial_domain::SystemClock),
-    )
-    .await;
+    ns.enqueue(company, &calls, outdial_domain::Clock::now(&fleet::clock()))
+        .await;
     let provider = Provider::start(
         Timing::Realistic {
             ring_min: Duration::from_millis(50),
@@ -380,12 +376,8 @@ async fn sigterm_stops_claiming_exits_zero_and_hands_back_calls_in_flight() {
     let calls = fleet::seed(&store, company, &place, 0, SIGTERM_CALLS).await;
     let ids: Vec<uuid::Uuid> = calls.iter().map(|(id, _)| *id).collect();
     let ns = Namespace::new();
-    ns.enqueue(
-        company,
-        &calls,
-        outdial_domain::Clock::now(&outdial_domain::SystemClock),
-    )
-    .await;
+    ns.enqueue(company, &calls, outdial_domain::Clock::now(&fleet::clock()))
+        .await;
     // Calls last 1-8 s: some end within the grace period, some do not.
     let provider = Provider::start(
         Timing::Realistic {
@@ -462,7 +454,7 @@ async fn sigterm_stops_claiming_exits_zero_and_hands_back_calls_in_flight() {
     .fetch_all(store.pool())
     .await
     .expect("held calls");
-    let now = outdial_domain::Clock::now(&outdial_domain::SystemClock);
+    let now = outdial_domain::Clock::now(&fleet::clock());
     let still_leased: Vec<_> = held
         .iter()
         .filter(|(_, _, until)| until.is_none_or(|u| u > now))

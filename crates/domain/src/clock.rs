@@ -22,6 +22,20 @@ impl Clock for SystemClock {
     }
 }
 
+/// The real clock shifted by a fixed offset: every process of a test fleet (or a drill) runs
+/// "at" the same other instant, e.g. a lawful calling hour when the real one is not.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShiftedClock {
+    /// Added to the real time.
+    pub offset: Duration,
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        SystemClock.now() + self.offset
+    }
+}
+
 /// A clock that only moves when told to; for tests and previews.
 #[derive(Debug)]
 pub struct ManualClock {

@@ -20,7 +20,7 @@ pub mod task;
 pub mod us_state;
 pub mod validation;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};
 pub use us_state::UsState;
 
 pub use call::{

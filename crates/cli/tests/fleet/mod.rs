@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use outdial_dialer::{SimConfig, SimStats, Simulator, Timing};
 use outdial_domain::policy::{Decision, Ruleset};
 use outdial_domain::schedule::{Cadence, Plan, PlannedCall};
 use outdial_domain::task::{Purpose, ScheduleType};
-use outdial_domain::{CallId, Clock, CustomerInput, CustomerRef, SystemClock};
+use outdial_domain::{CallId, Clock, CustomerInput, CustomerRef, ShiftedClock, SystemClock};
 use outdial_queue::{NewJob, Partition, Queue, QueueConfig};
 use outdial_store::{CompanyId, NewSchedule, Store};
 
@@ -96,23 +97,22 @@ impl Drop for Namespace {
     }
 }
 
-/// A US location (zone, state, ZIP, number) where calling is lawful for the next half
-/// hour, so the tests run at any hour: Guam, Puerto Rico and Hawaii between them cover the
-/// clock.
-pub fn lawful_location(rules: &Ruleset) -> serde_json::Value {
-    let now = SystemClock.now();
-    let places = [
-        ("Pacific/Guam", "GU", "96910", "+16715550"),
-        ("America/Puerto_Rico", "PR", "00901", "+17875550"),
-        ("Pacific/Honolulu", "HI", "96813", "+18085550"),
-        ("America/New_York", "NY", "10004", "+12125550"),
-        ("America/Los_Angeles", "CA", "94102", "+14155550"),
-    ];
-    for (zone, state, zip, phone) in places {
+/// The US locations the tests call (zone, state, ZIP, number prefix).
+const PLACES: [(&str, &str, &str, &str); 5] = [
+    ("Pacific/Guam", "GU", "96910", "+16715550"),
+    ("America/Puerto_Rico", "PR", "00901", "+17875550"),
+    ("Pacific/Honolulu", "HI", "96813", "+18085550"),
+    ("America/New_York", "NY", "10004", "+12125550"),
+    ("America/Los_Angeles", "CA", "94102", "+14155550"),
+];
+
+/// The first test place lawful to call at every 5 minutes of `[now, now + 30 min]`.
+fn lawful_at(rules: &Ruleset, now: chrono::DateTime<chrono::Utc>) -> Option<serde_json::Value> {
+    PLACES.iter().find_map(|(zone, state, zip, phone)| {
         let body = serde_json::json!({
             "timezone": zone, "state": state, "zipCode": zip, "phoneNumber": format!("{phone}100"),
         });
-        let c = customer(&body, 0);
+        let c = customer_at(&body, 0, now);
         let policy = rules.prepare(&c.candidates(), Purpose::Collection);
         let lawful = (0..=30).step_by(5).all(|m| {
             matches!(
@@ -120,15 +120,51 @@ pub fn lawful_location(rules: &Ruleset) -> serde_json::Value {
                 Decision::Allow { .. }
             )
         });
-        if lawful {
-            return body;
-        }
+        lawful.then_some(body)
+    })
+}
+
+/// The clock every process of a test runs on: the real one, shifted by whole hours when no
+/// test place is lawful to call now (US calling hours leave gaps: from about 10:45 to 12:00
+/// UTC no US zone is inside its window). Worker processes get the same shift through
+/// `OUTDIAL_CLOCK_OFFSET_SECS` ([`offset_secs`]).
+pub fn clock() -> ShiftedClock {
+    static OFFSET: OnceLock<i64> = OnceLock::new();
+    let hours = *OFFSET.get_or_init(|| {
+        let rules = Ruleset::bundled().expect("the bundled ruleset");
+        let real = SystemClock.now();
+        (0..48)
+            .find(|h| lawful_at(&rules, real + chrono::Duration::hours(*h)).is_some())
+            .expect("some test place is lawful within two days")
+    });
+    ShiftedClock {
+        offset: chrono::Duration::hours(hours),
     }
-    panic!("no test location is lawful to call right now ({now})");
+}
+
+/// [`clock`]'s shift in seconds, for `OUTDIAL_CLOCK_OFFSET_SECS`.
+pub fn offset_secs() -> String {
+    clock().offset.num_seconds().to_string()
+}
+
+/// A US location (zone, state, ZIP, number) where calling is lawful for the next half
+/// hour by [`clock`].
+pub fn lawful_location(rules: &Ruleset) -> serde_json::Value {
+    let now = clock().now();
+    lawful_at(rules, now)
+        .unwrap_or_else(|| panic!("no test place is lawful to call at the fleet's {now}"))
 }
 
 /// Customer `i` at `place`.
 pub fn customer(place: &serde_json::Value, i: usize) -> outdial_domain::Customer {
+    customer_at(place, i, clock().now())
+}
+
+fn customer_at(
+    place: &serde_json::Value,
+    i: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> outdial_domain::Customer {
     let phone = place["phoneNumber"].as_str().expect("phone");
     let input: CustomerInput = serde_json::from_value(serde_json::json!({
         "id": format!("c{i:05}"),
@@ -147,7 +183,7 @@ pub fn customer(place: &serde_json::Value, i: usize) -> outdial_domain::Customer
     input
         .validate(
             &outdial_domain::schedule::Catalog::builtin().task_types(),
-            SystemClock.now().date_naive(),
+            now.date_naive(),
         )
         .expect("valid customer")
 }
@@ -155,7 +191,7 @@ pub fn customer(place: &serde_json::Value, i: usize) -> outdial_domain::Customer
 /// A company named `name` allowed `per_second` calls per second and `live` live calls.
 pub async fn company(store: &Store, name: &str, per_second: u32, live: u32) -> CompanyId {
     let (company, _) = store
-        .create_company(name, SystemClock.now())
+        .create_company(name, clock().now())
         .await
         .expect("company");
     // The operator's knob: the company row's limits (no command sets them yet).
@@ -188,7 +224,7 @@ pub async fn seed(
             let mut out = Vec::new();
             for i in (first..first + n).skip(lane).step_by(lanes) {
                 let c = customer(&place, i);
-                let at = SystemClock.now();
+                let at = clock().now();
                 store
                     .insert_customer(company, &c, at)
                     .await
@@ -334,7 +370,7 @@ pub struct Provider {
 impl Provider {
     /// Starts it on the current runtime.
     pub async fn start(timing: Timing, seed: u64) -> Provider {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = Arc::new(clock());
         let simulator = Simulator::new(
             SimConfig {
                 timing,
@@ -450,6 +486,7 @@ impl Worker {
             .env("OUTDIAL_NAMESPACE", namespace)
             .env("OUTDIAL_PROVIDER_URL", provider)
             .env("OUTDIAL_PROVIDER_TOKEN", TOKEN)
+            .env("OUTDIAL_CLOCK_OFFSET_SECS", offset_secs())
             .env("OUTDIAL_DB_POOL", "8")
             .env("OUTDIAL_LOG", "warn")
             .stdin(Stdio::null())
