@@ -6,11 +6,10 @@
 -- ARGV[1]  mode: "move" (an existing scheduled or due job takes the new due time) or "nx"
 --          (an existing job is left alone: reconciliation)
 -- then for each job, in due order, each call at most once (the caller folds repeats),
--- three values:
--- ARGV[3i-1] slab element: member (call id 16 bytes .. table bucket 2 bytes) .. due (6
---          bytes, big-endian ms)
--- ARGV[3i]   due (ms)
--- ARGV[3i+1] the table row: due (6 bytes, big-endian ms) .. customer reference
+-- one value:
+-- ARGV[i+1]  member (call id 16 bytes .. table bucket 2 bytes) .. due (6 bytes, big-endian
+--          ms) .. customer reference: bytes 1-24 are the slab element, bytes 19- the
+--          table row (due .. customer reference)
 -- Returns { i1, code1, i2, code2, ... } for the jobs whose code is not 0 (i is the job's
 -- position, from 1); a job not listed was scheduled (new). Codes: 0 scheduled (new), 1
 -- moved to the new due time (it was scheduled or due), 2 left alone because it is leased,
@@ -23,12 +22,14 @@ local P = string.sub(KEYS[1], 1, -5)
 local nx = ARGV[1] == "nx"
 local out = {}
 local ins, ni = {}, 0
-for i = 2, #ARGV, 3 do
-  local tk = KEYS[(i + 1) / 3 + 1]
-  local el = ARGV[i]
+for job = 1, #ARGV - 1 do
+  local tk = KEYS[job + 1]
+  local arg = ARGV[job + 1]
+  local el = sub(arg, 1, 24)
+  local row = sub(arg, 19)
   local id = sub(el, 1, 16)
   local code = 0
-  if call("HSETNX", tk, id, ARGV[i + 2]) == 0 then
+  if call("HSETNX", tk, id, row) == 0 then
     local m = sub(el, 1, 18)
     local state, old = locate(P, m, call("HGET", tk, id))
     if state == "leased" then
@@ -42,16 +43,16 @@ for i = 2, #ARGV, 3 do
     else
       code = 1
       unlink(P, m, state, old)
-      call("HSET", tk, id, ARGV[i + 2])
+      call("HSET", tk, id, row)
     end
   end
   if code <= 1 then
     ins[ni + 1] = el
-    ins[ni + 2] = tonumber(ARGV[i + 1])
+    ins[ni + 2] = (struct.unpack(">I6", el, 19))
     ni = ni + 2
   end
   if code > 0 then
-    out[#out + 1] = (i + 1) / 3
+    out[#out + 1] = job
     out[#out + 1] = code
   end
 end

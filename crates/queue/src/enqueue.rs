@@ -87,26 +87,22 @@ impl Queue {
         let results: Vec<Result<(Vec<usize>, Vec<i64>)>> = stream::iter(chunks)
             .map(|(p, idx)| {
                 async move {
-                    let mut args = Vec::with_capacity(1 + idx.len() * 3);
+                    let mut args = Vec::with_capacity(1 + idx.len());
                     let mut keys = Vec::with_capacity(idx.len());
                     args.push(mode.as_bytes().to_vec());
                     for &i in &idx {
                         let j = &jobs[i];
                         let bucket = bucket_of(j.customer.as_str(), self.config.buckets);
-                        let mut member = Vec::with_capacity(24);
+                        let mut member = Vec::with_capacity(24 + j.customer.as_str().len());
                         let due = ms(j.due);
                         let due6 = &due.clamp(0, (1 << 48) - 1).to_be_bytes()[2..];
                         // the slab element: member (call id, bucket), then the due
                         member.extend_from_slice(j.call.as_uuid().as_bytes());
                         member.extend_from_slice(&bucket.to_be_bytes());
                         member.extend_from_slice(due6);
+                        // then the customer reference: the table row is the due onwards
+                        member.extend_from_slice(j.customer.as_str().as_bytes());
                         args.push(member);
-                        args.push(due.to_string().into_bytes());
-                        // the row: due as 6 bytes big-endian, then the customer reference
-                        let mut row = Vec::with_capacity(6 + j.customer.as_str().len());
-                        row.extend_from_slice(due6);
-                        row.extend_from_slice(j.customer.as_str().as_bytes());
-                        args.push(row);
                         keys.push(self.keys.table(&p, bucket));
                     }
                     let v = self
