@@ -87,7 +87,7 @@ pub struct NewAttempt<'a> {
 }
 
 /// `started_at, number, loan_id, outcome, flags` of an attempt.
-type ContactRow = (
+pub(crate) type ContactRow = (
     DateTime<Utc>,
     String,
     Option<String>,
@@ -248,23 +248,24 @@ impl Store {
         .bind(customer)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(at, number, loan_id, outcome, flags)| {
-                let flags: Vec<Flag> = flags.iter().map(|f| Flag::from(f.as_str())).collect();
-                let kind = match outcome {
-                    Some(o) => AttemptOutcome::from_str(&o)
-                        .map_err(|_| corrupt("outcome"))?
-                        .contact_kind(&flags),
-                    None if flags.iter().any(Flag::is_conversation) => ContactKind::Conversation,
-                    None => ContactKind::Placed,
-                };
-                Ok(Contact {
-                    at,
-                    debt: loan_id,
-                    number: Some(number),
-                    kind,
-                })
-            })
-            .collect()
+        rows.into_iter().map(contact).collect()
     }
+}
+
+/// One attempt row (`started_at, number, loan_id, outcome, flags`) as a contact.
+pub(crate) fn contact((at, number, loan_id, outcome, flags): ContactRow) -> Result<Contact> {
+    let flags: Vec<Flag> = flags.iter().map(|f| Flag::from(f.as_str())).collect();
+    let kind = match outcome {
+        Some(o) => AttemptOutcome::from_str(&o)
+            .map_err(|_| corrupt("outcome"))?
+            .contact_kind(&flags),
+        None if flags.iter().any(Flag::is_conversation) => ContactKind::Conversation,
+        None => ContactKind::Placed,
+    };
+    Ok(Contact {
+        at,
+        debt: loan_id,
+        number: Some(number),
+        kind,
+    })
 }

@@ -1,11 +1,8 @@
 //! Dispatch: the worker's side of a scheduled call, every step a conditional write.
 //!
-//! 1. [`Store::claim_calls`] takes the ids the queue handed out and, in one statement, moves
-//!    those still due and `scheduled` to `dialing` under a new lease: owner, a fresh fencing
-//!    token ([`LeaseToken`]) and an expiry. A row claimed by a worker whose lease expired
-//!    *before* any dial intent is taken over the same way. Anything else (cancelled, not yet
-//!    due, held by a live lease, already dialed) is simply not returned: a duplicate queue
-//!    delivery or a second worker cannot dial it.
+//! 1. [`Store::claim_calls`] (`claim.rs`) moves the due, pending calls among the ids the
+//!    queue handed out to `dialing` under a new lease with a fresh fencing token
+//!    ([`LeaseToken`]), and reads what deciding and finishing them needs.
 //! 2. At fire time the worker re-checks and either gives the call back ([`Store::release`]:
 //!    deferred to a later due time or handed back, no attempt consumed), stops it
 //!    ([`Store::stop_claimed`]: blocked or cancelled), or records the dial intent
@@ -25,14 +22,12 @@ use chrono::{DateTime, Utc};
 use outdial_domain::follow_up::FollowUp;
 use outdial_domain::policy::Block;
 use outdial_domain::scheduled_call::{Event, TrailEntry};
-use outdial_domain::task::ScheduleType;
-use outdial_domain::{AttemptNo, AttemptOutcome, CallId, CallStatus, Customer, Flag, ScheduleId};
+use outdial_domain::{AttemptNo, AttemptOutcome, CallId, CallStatus, Flag};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::company::CompanyId;
-use crate::customer::customers_by_key;
 use crate::group::Written;
 use crate::scheduled_call::{Pending, append_trail, cancel_pending, end_active_schedule};
 use crate::{Error, Result, Store};
@@ -40,24 +35,6 @@ use crate::{Error, Result, Store};
 /// A lease's fencing token: it grows with every claim of the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LeaseToken(pub i64);
-
-/// A call claimed for dialing, with what the fire-time checks need.
-#[derive(Debug, Clone)]
-pub struct ClaimedCall {
-    pub id: CallId,
-    pub company: CompanyId,
-    pub customer: Customer,
-    pub schedule_id: ScheduleId,
-    pub schedule_type: ScheduleType,
-    /// Whether the call's schedule is still the customer's active one.
-    pub schedule_active: bool,
-    /// The debt the schedule is about.
-    pub loan_id: Option<String>,
-    pub due_at: DateTime<Utc>,
-    /// The attempt this dial would be.
-    pub attempt: AttemptNo,
-    pub token: LeaseToken,
-}
 
 /// A dial intent to record.
 #[derive(Debug, Clone)]
@@ -93,7 +70,7 @@ pub struct Applied {
     pub event: Option<Uuid>,
 }
 
-fn corrupt(column: &'static str) -> Error {
+pub(crate) fn corrupt(column: &'static str) -> Error {
     Error::Corrupt {
         what: "scheduled call",
         column,
@@ -101,7 +78,7 @@ fn corrupt(column: &'static str) -> Error {
 }
 
 /// The trail entry of `event` on `call` at `now`.
-fn entry(
+pub(crate) fn entry(
     now: DateTime<Utc>,
     event: Event,
     status: CallStatus,
@@ -117,109 +94,10 @@ fn entry(
     }
 }
 
-/// company, customer, schedule, due time, schedule type, active, loan of a held call.
-type HeldRow = (
-    Uuid,
-    String,
-    Uuid,
-    DateTime<Utc>,
-    String,
-    bool,
-    Option<String>,
-);
-
 /// attempt id, company, customer, due time, schedule, attempt start.
 type EndedRow = (Uuid, Uuid, String, DateTime<Utc>, Uuid, DateTime<Utc>);
 
-/// id, company, customer, schedule, due time, attempts, token, schedule type, active, loan.
-type ClaimRow = (
-    Uuid,
-    Uuid,
-    String,
-    Uuid,
-    DateTime<Utc>,
-    i32,
-    i64,
-    String,
-    bool,
-    Option<String>,
-);
-
 impl Store {
-    /// Claims the due, pending calls among `ids` for `owner` until `lease_until` (see the
-    /// module documentation); returns those claimed.
-    pub async fn claim_calls(
-        &self,
-        ids: &[CallId],
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<ClaimedCall>> {
-        let ids: Vec<Uuid> = ids.iter().map(|id| *id.as_uuid()).collect();
-        let mut tx = self.pool.begin().await?;
-        let rows: Vec<ClaimRow> = sqlx::query_as(
-            "WITH claimed AS (
-                 UPDATE scheduled_calls sc
-                 SET status = 'dialing', lease_owner = $2, lease_token = sc.lease_token + 1,
-                     lease_expires_at = $4, updated_at = $3
-                 WHERE sc.id = ANY($1) AND sc.due_at <= $3
-                   AND (sc.status = 'scheduled'
-                        OR (sc.status = 'dialing' AND sc.lease_expires_at < $3
-                            AND NOT EXISTS (SELECT 1 FROM call_attempts a
-                                            WHERE a.scheduled_call_id = sc.id
-                                              AND a.attempt = sc.attempts + 1)))
-                 RETURNING sc.id, sc.company_id, sc.customer_id, sc.schedule_id, sc.due_at,
-                           sc.attempts, sc.lease_token
-             )
-             SELECT c.id, c.company_id, c.customer_id, c.schedule_id, c.due_at, c.attempts,
-                    c.lease_token, s.schedule_type, s.active, s.loan_id
-             FROM claimed c JOIN schedules s ON s.id = c.schedule_id",
-        )
-        .bind(&ids)
-        .bind(owner)
-        .bind(now)
-        .bind(lease_until)
-        .fetch_all(&mut *tx)
-        .await?;
-        let keys: Vec<(Uuid, String)> = rows.iter().map(|r| (r.1, r.2.clone())).collect();
-        let mut customers = customers_by_key(&mut tx, &keys).await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        let mut trail = Vec::with_capacity(rows.len());
-        for (id, company, customer_id, schedule, due_at, attempts, token, kind, active, loan) in
-            rows
-        {
-            let customer = customers
-                .get(&(company, customer_id.clone()))
-                .cloned()
-                .ok_or_else(|| corrupt("customer_id"))?;
-            let attempts = u32::try_from(attempts).map_err(|_| corrupt("attempts"))?;
-            let schedule_type = serde_json::from_value(serde_json::Value::String(kind))
-                .map_err(|_| corrupt("schedule_type"))?;
-            let id = CallId::from_uuid(id);
-            trail.push((
-                id,
-                entry(now, Event::Claimed, CallStatus::Dialing, due_at, vec![]),
-            ));
-            claimed.push(ClaimedCall {
-                id,
-                company: CompanyId::from_uuid(company),
-                customer,
-                schedule_id: ScheduleId::from_uuid(schedule),
-                schedule_type,
-                schedule_active: active,
-                loan_id: loan,
-                due_at,
-                attempt: AttemptNo::new(attempts + 1).ok_or_else(|| corrupt("attempts"))?,
-                token: LeaseToken(token),
-            });
-        }
-        customers.clear();
-        let refs: Vec<(CallId, &TrailEntry)> = trail.iter().map(|(id, e)| (*id, e)).collect();
-        append_trail(&mut tx, &refs).await?;
-        tx.commit().await?;
-        Ok(claimed)
-    }
-
     /// Gives a claimed call back: `scheduled` again at `due_at`, no attempt consumed. The
     /// trail records `event` (deferred by the policy, or handed back) with `blocks`.
     pub async fn release(
@@ -349,71 +227,6 @@ impl Store {
         tx.commit().await?;
         self.release(call, token, due_at, Event::HandedBack, vec![], now)
             .await
-    }
-
-    /// A held call as [`Store::claim_calls`] would have returned it, for the recovery path
-    /// (its worker died); `None` if `token` no longer holds it.
-    pub async fn claimed_view(
-        &self,
-        call: CallId,
-        token: LeaseToken,
-        attempt: AttemptNo,
-    ) -> Result<Option<ClaimedCall>> {
-        let row: Option<HeldRow> = sqlx::query_as(
-            "SELECT sc.company_id, sc.customer_id, sc.schedule_id, sc.due_at,
-                        s.schedule_type, s.active, s.loan_id
-                 FROM scheduled_calls sc JOIN schedules s ON s.id = sc.schedule_id
-                 WHERE sc.id = $1 AND sc.lease_token = $2
-                   AND sc.status IN ('dialing', 'in_progress')",
-        )
-        .bind(*call.as_uuid())
-        .bind(token.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((company, customer, schedule, due_at, kind, active, loan)) = row else {
-            return Ok(None);
-        };
-        let mut conn = self.pool.acquire().await?;
-        let customers = customers_by_key(&mut conn, &[(company, customer.clone())]).await?;
-        let customer = customers
-            .get(&(company, customer))
-            .cloned()
-            .ok_or_else(|| corrupt("customer_id"))?;
-        Ok(Some(ClaimedCall {
-            id: call,
-            company: CompanyId::from_uuid(company),
-            customer,
-            schedule_id: ScheduleId::from_uuid(schedule),
-            schedule_type: serde_json::from_value(serde_json::Value::String(kind))
-                .map_err(|_| corrupt("schedule_type"))?,
-            schedule_active: active,
-            loan_id: loan,
-            due_at,
-            attempt,
-            token,
-        }))
-    }
-
-    /// A schedule's cadence definition and how many calls it has placed so far.
-    pub async fn schedule_progress(
-        &self,
-        schedule: ScheduleId,
-    ) -> Result<(outdial_domain::schedule::CadenceDef, u32)> {
-        let row: Option<(serde_json::Value, i64)> = sqlx::query_as(
-            "SELECT s.cadence, (SELECT count(*) FROM call_attempts a
-                                JOIN scheduled_calls sc ON sc.id = a.scheduled_call_id
-                                WHERE sc.schedule_id = s.id)
-             FROM schedules s WHERE s.id = $1",
-        )
-        .bind(*schedule.as_uuid())
-        .fetch_optional(&self.pool)
-        .await?;
-        let (cadence, used) = row.ok_or(Error::NotFound { what: "schedule" })?;
-        let cadence = serde_json::from_value(cadence).map_err(|_| Error::Corrupt {
-            what: "schedule",
-            column: "cadence",
-        })?;
-        Ok((cadence, u32::try_from(used).unwrap_or(u32::MAX)))
     }
 
     /// Calls in `dialing` or `in_progress` whose lease ran out before `now` (their worker

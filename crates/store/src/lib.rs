@@ -10,6 +10,7 @@
 
 mod api_key;
 mod call_attempt;
+mod claim;
 mod company;
 mod customer;
 mod dispatch;
@@ -31,9 +32,10 @@ use sqlx::postgres::PgPoolOptions;
 
 pub use api_key::ApiKey;
 pub use call_attempt::{CallRecord, MAX_ATTEMPT_PAGE, NewAttempt};
+pub use claim::{CallContext, ClaimedCall};
 pub use company::{Company, CompanyId, DEMO_COMPANY};
 pub use customer::{CustomerFilter, CustomerPatch, MAX_PAGE};
-pub use dispatch::{Applied, CallResult, ClaimedCall, DialIntent, LeaseToken};
+pub use dispatch::{Applied, CallResult, DialIntent, LeaseToken};
 pub use error::{Error, Result};
 pub use idempotency::{Idempotent, KEY_RETENTION_HOURS};
 pub use outbox::{Delivery, DeliveryState};
@@ -56,6 +58,7 @@ pub struct Store {
 /// The grouped writes of one pool (`group.rs`).
 #[derive(Debug)]
 struct Groups {
+    claims: group::Group<claim::ClaimItem, Vec<ClaimedCall>>,
     results: group::Group<dispatch::ResultItem, Applied>,
     intents: group::Group<Vec<dispatch::IntentRow>, HashMap<outdial_domain::CallId, uuid::Uuid>>,
     delivered: group::Group<(uuid::Uuid, chrono::DateTime<chrono::Utc>), ()>,
@@ -64,6 +67,7 @@ struct Groups {
 impl Groups {
     fn new() -> Arc<Groups> {
         Arc::new(Groups {
+            claims: group::Group::new(2, 128, claim::write_claims),
             results: group::Group::new(4, 64, dispatch::write_results),
             intents: group::Group::new(2, 64, dispatch::write_intents),
             delivered: group::Group::new(1, 128, outbox::write_delivered),

@@ -105,6 +105,38 @@ async fn concurrent_claimers_never_share_a_call(pool: PgPool) {
     assert_eq!(unique.len(), 40);
 }
 
+/// The worker claims one call per task, so the claims of one process are grouped into one
+/// transaction: a call asked for by several tasks at once (a duplicate queue delivery) is
+/// still claimed once, and every task gets only calls it asked for.
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn claims_grouped_in_one_transaction_claim_each_call_once(pool: PgPool) {
+    let store = Store::new(pool);
+    let (_, ids) = setup(&store, 60).await;
+    let mut tasks = Vec::new();
+    // 180 single-call claims at once: every call asked for by three tasks.
+    for k in 0..180 {
+        let store = store.clone();
+        let id = ids[k % ids.len()];
+        tasks.push(tokio::spawn(async move {
+            // (the 60th call is due 60 hours after `now()`)
+            let at = later() + Duration::days(1);
+            (id, claim(&store, &[id], &format!("w{k}"), at).await)
+        }));
+    }
+    let mut seen = Vec::new();
+    for task in tasks {
+        let (asked, got) = task.await.expect("claimer");
+        assert!(
+            got.iter().all(|c| c.id == asked),
+            "a task got a call it did not ask for"
+        );
+        seen.extend(got.into_iter().map(|c| c.id));
+    }
+    let unique: HashSet<CallId> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a call was claimed twice");
+    assert_eq!(unique.len(), 60);
+}
+
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]
 async fn an_expired_lease_is_taken_over_only_before_the_dial_intent(pool: PgPool) {
     let store = Store::new(pool);
@@ -326,7 +358,38 @@ async fn a_no_answer_schedules_its_retry_in_the_same_schedule(pool: PgPool) {
     assert_eq!(due, retry_at);
     assert_eq!(status(&store, acme, c.id).await, CallStatus::NoAnswer);
     assert_eq!(status(&store, acme, retry).await, CallStatus::Scheduled);
-    assert_eq!(claim(&store, &[retry], "w1", retry_at).await.len(), 1);
+    let again = claim(&store, &[retry], "w1", retry_at).await;
+    assert_eq!(again.len(), 1);
+    // What the claim read for the retry: the first call in the customer's history (not the
+    // retry's own attempt), one call placed under the schedule, the cadence it was made
+    // with, and no other pending call.
+    let context = &again[0].context;
+    assert_eq!(context.history.len(), 1);
+    assert_eq!(context.history[0].at, t);
+    assert_eq!(
+        context.history[0].number.as_deref(),
+        Some(c.customer.phone.as_e164())
+    );
+    assert_eq!(context.attempts_used, 1);
+    assert_eq!(context.cadence, c.context.cadence);
+    assert!(context.pending.is_empty());
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn a_claim_reads_the_customers_other_pending_calls_and_an_empty_history(pool: PgPool) {
+    let store = Store::new(pool);
+    let (_, ids) = setup(&store, 3).await;
+    let claimed = claim(&store, &ids[..1], "w1", later()).await;
+    let context = &claimed[0].context;
+    assert!(context.history.is_empty());
+    assert_eq!(context.attempts_used, 0);
+    let pending: Vec<CallId> = context.pending.iter().map(|(id, _)| *id).collect();
+    assert_eq!(pending, ids[1..].to_vec(), "the others, in due order");
+    let default = outdial_domain::schedule::Cadence::default_def(
+        outdial_domain::task::ScheduleType::Collections,
+    )
+    .expect("a default");
+    assert_eq!(context.cadence, default);
 }
 
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]

@@ -344,11 +344,7 @@ impl Dispatcher {
         turn: DateTime<Utc>,
     ) -> Result<()> {
         let now = self.clock.now();
-        let history = self
-            .store
-            .contacts(call.company, call.customer.id.as_str())
-            .await?;
-        match check(&self.rules, &call, &history, now) {
+        match check(&self.rules, &call, &call.context.history, now) {
             Fire::Cancel { reason } => {
                 self.store
                     .stop_claimed(

@@ -61,26 +61,19 @@ pub async fn finish(
     ended: &Ended,
 ) -> Result<Applied> {
     let now = d.clock.now();
-    let customer = call.customer.id.as_str();
-    let (def, used) = d.store.schedule_progress(call.schedule_id).await?;
-    let cadence = Cadence::parse(&def)?;
-    let mut history = d.store.contacts(call.company, customer).await?;
-    // This attempt, as the caps will count it once stored.
-    if let Some(c) = history
-        .iter_mut()
-        .rev()
-        .find(|c| c.at <= now && c.number.as_deref() == Some(call.customer.phone.as_e164()))
-    {
-        c.kind = ended.outcome.contact_kind(&ended.flags);
-    } else {
-        history.push(Contact {
-            at: now,
-            debt: call.loan_id.clone(),
-            number: Some(call.customer.phone.as_e164().to_owned()),
-            kind: ended.outcome.contact_kind(&ended.flags),
-        });
-    }
-    let pending = d.store.pending_due_times(call.company, customer).await?;
+    let context = &call.context;
+    let cadence = Cadence::parse(&context.cadence)?;
+    // The history read with the claim holds the customer's other attempts; this one is
+    // added as it ended, at `now` (its end, not its start: a quiet period counted from it
+    // ends no earlier than one counted from the start).
+    let mut history = context.history.clone();
+    history.push(Contact {
+        at: now,
+        debt: call.loan_id.clone(),
+        number: Some(call.customer.phone.as_e164().to_owned()),
+        kind: ended.outcome.contact_kind(&ended.flags),
+    });
+    let used = context.attempts_used + 1;
     let candidates = call.customer.candidates();
     let policy = d.rules.prepare(&candidates, call.schedule_type.purpose());
     let mut subject = call.customer.subject();
@@ -98,7 +91,7 @@ pub async fn finish(
             retry: cadence.retry,
             max_attempts: cadence.max_attempts,
             attempts_used: used,
-            pending: &pending,
+            pending: &context.pending,
         },
         now,
     );
