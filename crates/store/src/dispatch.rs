@@ -8,28 +8,26 @@
 //!    ([`Store::stop_claimed`]: blocked or cancelled), or records the dial intent
 //!    ([`Store::record_dial_intents`]: the attempt row, written before the provider is
 //!    called, so a crash after it is resolved by asking the provider, never by re-dialing).
-//! 3. [`Store::mark_dialed`] when the provider accepted, [`Store::record_result`] when the
-//!    call ended: outcome, transcript, recording, flags, the follow-ups the flags and the
-//!    retry rule demand ([`FollowUp`]) and the webhook outbox row, in one transaction.
+//! 3. [`Store::mark_dialed`] when the provider accepted, [`Store::record_result`]
+//!    (`result.rs`) when the call ended: outcome, transcript, recording, flags, the
+//!    follow-ups the flags and the retry rule demand and the webhook outbox row, in one
+//!    transaction.
 //!
 //! Every write after the claim names the lease token; a worker whose lease was taken over
 //! writes nothing ([`Error::Fenced`]).
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use outdial_domain::follow_up::FollowUp;
 use outdial_domain::policy::Block;
 use outdial_domain::scheduled_call::{Event, TrailEntry};
 use outdial_domain::{AttemptNo, AttemptOutcome, CallId, CallStatus, Flag};
-use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::company::CompanyId;
 use crate::group::Written;
-use crate::scheduled_call::{Pending, append_trail, cancel_pending, end_active_schedule};
+use crate::scheduled_call::append_trail;
 use crate::{Error, Result, Store};
 
 /// A lease's fencing token: it grows with every claim of the call.
@@ -93,9 +91,6 @@ pub(crate) fn entry(
         blocks,
     }
 }
-
-/// attempt id, company, customer, due time, schedule, attempt start.
-type EndedRow = (Uuid, Uuid, String, DateTime<Utc>, Uuid, DateTime<Utc>);
 
 impl Store {
     /// Gives a claimed call back: `scheduled` again at `due_at`, no attempt consumed. The
@@ -295,226 +290,6 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
-    /// Records how a placed call ended, with its follow-ups and the webhook outbox row, in
-    /// one transaction. `token` fences the worker that placed it; `None` is the recovery
-    /// path (the provider reported on a call whose worker died), which applies to a call in
-    /// `dialing` or `in_progress` whatever its lease.
-    ///
-    /// Results written at the same moment by other tasks share the transaction (group
-    /// commit, `group.rs`): each is applied in turn exactly as it would be alone, a fenced
-    /// one writes nothing, and any other failure sends every result of the group through a
-    /// transaction of its own.
-    pub async fn record_result(
-        &self,
-        call: CallId,
-        token: Option<LeaseToken>,
-        attempt: AttemptNo,
-        result: &CallResult<'_>,
-        follow_ups: &[FollowUp],
-        now: DateTime<Utc>,
-    ) -> Result<Applied> {
-        let item = ResultItem {
-            call,
-            token,
-            attempt,
-            outcome: result.outcome,
-            provider_ref: result.provider_ref.map(str::to_owned),
-            transcript: result.transcript.map(str::to_owned),
-            recording_url: result.recording_url.map(str::to_owned),
-            flags: result.flags.to_vec(),
-            ended_at: result.ended_at,
-            follow_ups: follow_ups.to_vec(),
-            now,
-        };
-        self.groups.results.submit(&self.pool, item).await
-    }
-}
-
-/// A result waiting for its group's transaction.
-#[derive(Debug)]
-pub(crate) struct ResultItem {
-    call: CallId,
-    token: Option<LeaseToken>,
-    attempt: AttemptNo,
-    outcome: AttemptOutcome,
-    provider_ref: Option<String>,
-    transcript: Option<String>,
-    recording_url: Option<String>,
-    flags: Vec<Flag>,
-    ended_at: DateTime<Utc>,
-    follow_ups: Vec<FollowUp>,
-    now: DateTime<Utc>,
-}
-
-/// Writes a group of results in one transaction, calls in id order (so that concurrent
-/// groups lock rows in one order); falls back to one transaction per result when the group
-/// fails as a whole.
-pub(crate) fn write_results(pool: PgPool, items: Vec<ResultItem>) -> Written<Applied> {
-    Box::pin(async move {
-        if items.len() > 1 {
-            // A failed group (a deadlock with another group, a lost connection) is retried
-            // result by result, where each error reaches its own caller.
-            if let Ok(out) = results_together(&pool, &items).await {
-                return out;
-            }
-        }
-        let mut out = Vec::with_capacity(items.len());
-        for item in &items {
-            out.push(result_alone(&pool, item).await);
-        }
-        out
-    })
-}
-
-async fn result_alone(pool: &PgPool, item: &ResultItem) -> Result<Applied> {
-    let mut tx = pool.begin().await?;
-    let applied = record_in(&mut tx, item).await?;
-    tx.commit().await?;
-    Ok(applied)
-}
-
-async fn results_together(pool: &PgPool, items: &[ResultItem]) -> Result<Vec<Result<Applied>>> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by_key(|&i| *items[i].call.as_uuid());
-    let mut out: Vec<Option<Result<Applied>>> = items.iter().map(|_| None).collect();
-    let mut tx = pool.begin().await?;
-    for i in order {
-        match record_in(&mut tx, &items[i]).await {
-            Ok(applied) => out[i] = Some(Ok(applied)),
-            // Both are found before this result writes anything: the others go on.
-            Err(
-                e @ (Error::Fenced
-                | Error::NotFound {
-                    what: "call attempt",
-                }),
-            ) => {
-                out[i] = Some(Err(e));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    tx.commit().await?;
-    Ok(out
-        .into_iter()
-        .map(|r| r.unwrap_or(Err(Error::Fenced)))
-        .collect())
-}
-
-/// One result inside a transaction: the body of [`Store::record_result`].
-async fn record_in(tx: &mut PgConnection, item: &ResultItem) -> Result<Applied> {
-    let ResultItem {
-        call,
-        token,
-        attempt,
-        now,
-        ..
-    } = *item;
-    let result = &CallResult {
-        outcome: item.outcome,
-        provider_ref: item.provider_ref.as_deref(),
-        transcript: item.transcript.as_deref(),
-        recording_url: item.recording_url.as_deref(),
-        flags: &item.flags,
-        ended_at: item.ended_at,
-    };
-    let follow_ups = item.follow_ups.as_slice();
-    // Checked before anything is written (a group goes on past a fenced result).
-    let attempt_no = i32::try_from(attempt.get()).map_err(|_| corrupt("attempts"))?;
-    let status: Option<(String,)> = sqlx::query_as(
-        "SELECT status FROM scheduled_calls
-         WHERE id = $1 AND ($2::bigint IS NULL OR lease_token = $2) FOR UPDATE",
-    )
-    .bind(*call.as_uuid())
-    .bind(token.map(|t| t.0))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let status = status.ok_or(Error::Fenced)?.0;
-    let status = CallStatus::from_str(&status).map_err(|_| corrupt("status"))?;
-    match status {
-        CallStatus::Dialing => {
-            dialed(&mut *tx, call, None, result.provider_ref, now).await?;
-        }
-        CallStatus::InProgress => {}
-        _ => return Err(Error::Fenced),
-    }
-    let flags: Vec<String> = result.flags.iter().map(|f| f.as_str().to_owned()).collect();
-    let end = result.outcome.status();
-    let row: Option<EndedRow> = sqlx::query_as(
-        "WITH attempt AS (
-             UPDATE call_attempts SET status = $3, outcome = $4,
-                 provider_ref = COALESCE($5, provider_ref), transcript = $6,
-                 recording_url = $7, flags = $8, ended_at = $9
-             WHERE scheduled_call_id = $1 AND attempt = $2
-             RETURNING id, started_at
-         )
-         UPDATE scheduled_calls sc SET status = $3,
-             flags = ARRAY(SELECT DISTINCT f FROM unnest(sc.flags || $8::text[]) AS f ORDER BY f),
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = $10
-         FROM attempt
-         WHERE sc.id = $1
-         RETURNING attempt.id, sc.company_id, sc.customer_id, sc.due_at, sc.schedule_id,
-                   attempt.started_at",
-    )
-    .bind(*call.as_uuid())
-    .bind(attempt_no)
-    .bind(end.as_str())
-    .bind(result.outcome.as_str())
-    .bind(result.provider_ref)
-    .bind(result.transcript)
-    .bind(result.recording_url)
-    .bind(&flags)
-    .bind(result.ended_at)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (attempt_id, company, customer, due_at, schedule, started_at) =
-        row.ok_or(Error::NotFound {
-            what: "call attempt",
-        })?;
-    let company = CompanyId::from_uuid(company);
-    let ended = entry(
-        now,
-        Event::Ended {
-            outcome: result.outcome,
-        },
-        end,
-        due_at,
-        vec![],
-    );
-    append_trail(&mut *tx, &[(call, &ended)]).await?;
-
-    let mut applied = Applied {
-        call: attempt_id,
-        ..Applied::default()
-    };
-    for follow_up in follow_ups {
-        apply(
-            &mut *tx,
-            company,
-            &customer,
-            schedule,
-            follow_up,
-            now,
-            &mut applied,
-        )
-        .await?;
-    }
-    applied.event = outbox(
-        &mut *tx,
-        company,
-        &OutboxCall {
-            attempt: attempt_id,
-            call,
-            customer: &customer,
-            status: end,
-            started_at,
-            result,
-        },
-        now,
-    )
-    .await?;
-    Ok(applied)
 }
 
 /// `dialing -> in_progress` with the trail entry; returns the due time, `None` if fenced.
@@ -552,150 +327,6 @@ async fn dialed(
         append_trail(conn, &[(call, &e)]).await?;
     }
     Ok(due.map(|(d,)| d))
-}
-
-/// Applies one follow-up inside the result's transaction.
-async fn apply(
-    conn: &mut PgConnection,
-    company: CompanyId,
-    customer: &str,
-    schedule: Uuid,
-    follow_up: &FollowUp,
-    now: DateTime<Utc>,
-    applied: &mut Applied,
-) -> Result<()> {
-    match follow_up {
-        FollowUp::SetDoNotCall => {
-            sqlx::query(
-                "UPDATE customers SET do_not_call = true, updated_at = $3
-                 WHERE company_id = $1 AND id = $2",
-            )
-            .bind(company.as_uuid())
-            .bind(customer)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        }
-        FollowUp::CancelPending {
-            reason,
-            end_schedule,
-        } => {
-            let cancelled =
-                cancel_pending(conn, company, Pending::Customer(customer), *reason, now).await?;
-            applied.cancelled.extend(cancelled);
-            if *end_schedule {
-                end_active_schedule(conn, company, customer, now).await?;
-            }
-        }
-        FollowUp::Defer {
-            call,
-            due_at,
-            blocks,
-        } => {
-            let reasons = serde_json::to_string(blocks).map_err(|_| corrupt("reasons"))?;
-            let moved = sqlx::query(
-                "UPDATE scheduled_calls SET due_at = $3, reasons = $4::jsonb, updated_at = $5
-                 WHERE id = $1 AND company_id = $2 AND status = 'scheduled'",
-            )
-            .bind(*call.as_uuid())
-            .bind(company.as_uuid())
-            .bind(due_at)
-            .bind(reasons)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            if moved.rows_affected() == 1 {
-                let e = entry(
-                    now,
-                    Event::Deferred,
-                    CallStatus::Scheduled,
-                    *due_at,
-                    blocks.clone(),
-                );
-                append_trail(conn, &[(*call, &e)]).await?;
-                applied.deferred.push((*call, *due_at));
-            }
-        }
-        FollowUp::Schedule { due_at, reasons } => {
-            let id = CallId::from_uuid(Uuid::new_v4());
-            let json = serde_json::to_string(reasons).map_err(|_| corrupt("reasons"))?;
-            let added = sqlx::query(
-                "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
-                     due_at, slot_at, reasons, created_at, updated_at)
-                 SELECT $1, $2, $3, s.id, 'scheduled', $5, $5, $6::jsonb, $7, $7
-                 FROM schedules s WHERE s.id = $4 AND s.active",
-            )
-            .bind(*id.as_uuid())
-            .bind(company.as_uuid())
-            .bind(customer)
-            .bind(schedule)
-            .bind(due_at)
-            .bind(json)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            if added.rows_affected() == 1 {
-                let e = entry(
-                    now,
-                    Event::Planned,
-                    CallStatus::Scheduled,
-                    *due_at,
-                    reasons.clone(),
-                );
-                append_trail(conn, &[(id, &e)]).await?;
-                applied.created.push((id, *due_at));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The facts of a finished call that its webhook event reports.
-struct OutboxCall<'a> {
-    attempt: Uuid,
-    call: CallId,
-    customer: &'a str,
-    status: CallStatus,
-    started_at: DateTime<Utc>,
-    result: &'a CallResult<'a>,
-}
-
-/// Writes the `call.completed` webhook event if the company has a webhook URL.
-async fn outbox(
-    conn: &mut PgConnection,
-    company: CompanyId,
-    c: &OutboxCall<'_>,
-    now: DateTime<Utc>,
-) -> Result<Option<Uuid>> {
-    let event = Uuid::new_v4();
-    let payload = json!({
-        "eventId": event,
-        "event": "call.completed",
-        "customerId": c.customer,
-        "callId": c.attempt,
-        "scheduledCallId": c.call,
-        "status": c.status,
-        "transcript": c.result.transcript,
-        "recording_url": c.result.recording_url,
-        "timestamp": c.started_at,
-        "endedAt": c.result.ended_at,
-        "postProcessingFlags": c.result.flags,
-    });
-    let written = sqlx::query(
-        "INSERT INTO webhook_outbox (id, company_id, call_id, scheduled_call_id, event, payload,
-             status, next_attempt_at, created_at)
-         SELECT $1, c.id, $3, $4, 'call.completed', $5, 'pending', $6, $6
-         FROM companies c WHERE c.id = $2 AND c.webhook_url IS NOT NULL",
-    )
-    .bind(event)
-    .bind(company.as_uuid())
-    .bind(c.attempt)
-    .bind(*c.call.as_uuid())
-    .bind(&payload)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok((written.rows_affected() == 1).then_some(event))
 }
 
 /// One dial intent to insert.

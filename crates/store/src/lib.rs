@@ -21,6 +21,7 @@ mod outbox;
 mod page;
 mod pending;
 mod provider_event;
+mod result;
 mod schedule;
 mod scheduled_call;
 
@@ -59,7 +60,7 @@ pub struct Store {
 #[derive(Debug)]
 struct Groups {
     claims: group::Group<claim::ClaimItem, Vec<ClaimedCall>>,
-    results: group::Group<dispatch::ResultItem, Applied>,
+    results: group::Group<result::ResultItem, Applied>,
     intents: group::Group<Vec<dispatch::IntentRow>, HashMap<outdial_domain::CallId, uuid::Uuid>>,
     delivered: group::Group<(uuid::Uuid, chrono::DateTime<chrono::Utc>), ()>,
 }
@@ -68,7 +69,7 @@ impl Groups {
     fn new() -> Arc<Groups> {
         Arc::new(Groups {
             claims: group::Group::new(2, 128, claim::write_claims),
-            results: group::Group::new(4, 64, dispatch::write_results),
+            results: group::Group::new(4, 64, result::write_results),
             intents: group::Group::new(2, 64, dispatch::write_intents),
             delivered: group::Group::new(1, 128, outbox::write_delivered),
         })

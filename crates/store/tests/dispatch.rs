@@ -318,6 +318,120 @@ async fn a_dnc_result_is_stored_with_its_follow_ups_and_webhook_event_at_once(po
     assert_eq!(payload["scheduledCallId"], c.id.to_string());
 }
 
+/// Results ending at the same moment are written together (one transaction, set
+/// statements): each still gets its own answer — written with its trail and, where the
+/// company has a webhook, its event; fenced when its lease was taken over; not found when
+/// no dial intent was recorded — and the others are written all the same.
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn results_written_together_each_get_their_own_answer(pool: PgPool) {
+    let store = Store::new(pool);
+    let (acme, acme_ids) = setup(&store, 8).await;
+    store
+        .set_webhook(acme, Some("http://127.0.0.1:9/hook"))
+        .await
+        .expect("webhook");
+    let globex = company(&store, "globex").await;
+    store
+        .insert_customer(globex, &customer("g1", false, false), now())
+        .await
+        .expect("customer");
+    let globex_ids: Vec<CallId> = create(&store, globex, "g1", 8)
+        .await
+        .calls
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    let t = later() + Duration::days(1);
+    let mut claimed = claim(&store, &acme_ids, "w1", t).await;
+    claimed.extend(claim(&store, &globex_ids, "w1", t).await);
+    assert_eq!(claimed.len(), 16);
+    // Every call but the last gets its dial intent; the first has its lease taken over.
+    for c in &claimed[..15] {
+        let recorded = store
+            .record_dial_intents(c.company, &[intent(c)], t)
+            .await
+            .expect("intent");
+        assert_eq!(recorded.len(), 1);
+    }
+    let mut stale = claimed[0].clone();
+    stale.token = outdial_store::LeaseToken(stale.token.0 - 1);
+    claimed[0] = stale;
+    let mut tasks = Vec::new();
+    for c in claimed.clone() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let flags = [Flag::NoAnswer];
+            let result = CallResult {
+                outcome: AttemptOutcome::NoAnswer,
+                provider_ref: Some("sim"),
+                transcript: Some("no one answered"),
+                recording_url: None,
+                flags: &flags,
+                ended_at: t,
+            };
+            let retry = FollowUp::Schedule {
+                due_at: t + Duration::days(1),
+                reasons: vec![],
+            };
+            let answer = store
+                .record_result(c.id, Some(c.token), c.attempt, &result, &[retry], t)
+                .await;
+            (c, answer)
+        }));
+    }
+    for task in tasks {
+        let (c, answer) = task.await.expect("writer");
+        if c.id == claimed[0].id {
+            assert!(matches!(answer, Err(Error::Fenced)), "{answer:?}");
+            assert_eq!(status(&store, c.company, c.id).await, CallStatus::Dialing);
+            continue;
+        }
+        if c.id == claimed[15].id {
+            assert!(matches!(answer, Err(Error::NotFound { .. })), "{answer:?}");
+            assert_eq!(status(&store, c.company, c.id).await, CallStatus::Dialing);
+            continue;
+        }
+        let applied = answer.expect("written");
+        assert_eq!(
+            applied.event.is_some(),
+            c.company == acme,
+            "events only with a webhook"
+        );
+        assert_eq!(applied.created.len(), 1, "its retry");
+        let call = store.scheduled_call(c.company, c.id).await.expect("call");
+        assert_eq!(call.status, CallStatus::NoAnswer);
+        assert_eq!(call.attempts, 1);
+        assert_eq!(call.post_processing_flags, vec![Flag::NoAnswer]);
+        let events: Vec<Event> = call
+            .decision_trail
+            .expect("trail")
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(
+            events,
+            [
+                Event::Planned,
+                Event::Claimed,
+                Event::Dialed,
+                Event::Ended {
+                    outcome: AttemptOutcome::NoAnswer
+                }
+            ]
+        );
+        let placed = store.call(c.company, applied.call).await.expect("attempt");
+        assert_eq!(placed.transcript.as_deref(), Some("no one answered"));
+        let (retry, due) = applied.created[0];
+        let retry = store.scheduled_call(c.company, retry).await.expect("retry");
+        let trail = retry.decision_trail.expect("trail");
+        assert_eq!(trail.len(), 1);
+        assert_eq!(
+            (trail[0].event.clone(), trail[0].due_at),
+            (Event::Planned, due)
+        );
+    }
+}
+
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]
 async fn a_no_answer_schedules_its_retry_in_the_same_schedule(pool: PgPool) {
     let store = Store::new(pool);
