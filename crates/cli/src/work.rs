@@ -148,8 +148,13 @@ pub async fn start(
         std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
         std::process::id()
     );
+    // Each result's webhook is sent right after it is written; the outbox poll below
+    // delivers what this misses (a process that died, an endpoint that failed).
+    let deliverer =
+        webhooks::Deliverer::new(store.clone(), Arc::clone(&clock), WebhookConfig::default())
+            .context("cannot build the webhook HTTP client")?;
     let dispatcher = Arc::new(Dispatcher {
-        store: store.clone(),
+        store: store.delivering_webhooks(deliverer.hold()),
         queue: queue.clone(),
         dialer,
         limits,
@@ -168,6 +173,7 @@ pub async fn start(
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             callbacks: args.provider_url.is_some() && args.provider_callback_url.is_some(),
         },
+        webhooks: Some(deliverer),
     });
     let (stop, shutdown) = watch::channel(false);
     let period = Duration::from_secs(args.reconcile_secs.max(1));

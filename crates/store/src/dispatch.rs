@@ -66,6 +66,9 @@ pub struct Applied {
     pub created: Vec<(CallId, DateTime<Utc>)>,
     /// The webhook event written, if the company has a webhook.
     pub event: Option<Uuid>,
+    /// That event, for the caller to deliver now (a store made by
+    /// [`Store::delivering_webhooks`] only).
+    pub delivery: Option<crate::Delivery>,
 }
 
 pub(crate) fn corrupt(column: &'static str) -> Error {

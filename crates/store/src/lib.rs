@@ -54,6 +54,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 pub struct Store {
     pool: PgPool,
     groups: Arc<Groups>,
+    /// Set by [`Store::delivering_webhooks`]: results write their webhook event due only
+    /// after this long and hand it back for the caller to deliver at once.
+    held_webhooks: Option<chrono::Duration>,
 }
 
 /// The grouped writes of one pool (`group.rs`).
@@ -83,6 +86,7 @@ impl Store {
         Ok(Store {
             pool,
             groups: Groups::new(),
+            held_webhooks: None,
         })
     }
 
@@ -97,6 +101,7 @@ impl Store {
         Ok(Store {
             pool,
             groups: Groups::new(),
+            held_webhooks: None,
         })
     }
 
@@ -105,6 +110,19 @@ impl Store {
         Store {
             pool,
             groups: Groups::new(),
+            held_webhooks: None,
+        }
+    }
+
+    /// A handle on the same pool whose [`Store::record_result`] writes the webhook event
+    /// due only `hold` later and returns it ([`Applied::delivery`]) for the caller to
+    /// deliver at once (then [`Store::delivered`]): no outbox poll and no claim per event.
+    /// Should the caller die before recording the delivery, the event falls due after
+    /// `hold` and any worker's outbox poll delivers it: never lost, at worst late.
+    pub fn delivering_webhooks(&self, hold: chrono::Duration) -> Store {
+        Store {
+            held_webhooks: Some(hold),
+            ..self.clone()
         }
     }
 

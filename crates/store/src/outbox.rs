@@ -16,7 +16,7 @@ use crate::group::Written;
 use crate::{Error, Result, Store};
 
 /// One event to deliver, with where and how to sign it.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// The event id (stable across retries: receivers deduplicate on it).
     pub id: Uuid,

@@ -29,7 +29,7 @@ use crate::company::CompanyId;
 use crate::dispatch::{Applied, CallResult, LeaseToken, corrupt, entry};
 use crate::group::Written;
 use crate::scheduled_call::{Pending, append_trail, cancel_pending, end_active_schedule};
-use crate::{Error, Result, Store};
+use crate::{Delivery, Error, Result, Store};
 
 impl Store {
     /// Records how a placed call ended, with its follow-ups and the webhook outbox row, in
@@ -57,6 +57,7 @@ impl Store {
             ended_at: result.ended_at,
             follow_ups: follow_ups.to_vec(),
             now,
+            hold: self.held_webhooks,
         };
         self.groups.results.submit(&self.pool, item).await
     }
@@ -76,6 +77,8 @@ pub(crate) struct ResultItem {
     ended_at: DateTime<Utc>,
     follow_ups: Vec<FollowUp>,
     now: DateTime<Utc>,
+    /// The webhook event falls due this long after `now` and is returned for delivery.
+    hold: Option<chrono::Duration>,
 }
 
 /// Writes a group of results in one transaction; falls back to one transaction per result
@@ -212,8 +215,11 @@ async fn results_in(tx: &mut PgConnection, items: &[&ResultItem]) -> Result<Vec<
     append_trail(&mut *tx, &refs).await?;
     let written = outbox(&mut *tx, items, &updated).await?;
     for (item, answer) in items.iter().zip(&mut out) {
-        if let (Some(event), Ok(applied)) = (written.get(item.call.as_uuid()), answer) {
+        if let (Some((event, delivery)), Ok(applied)) = (written.get(item.call.as_uuid()), answer) {
             applied.event = Some(*event);
+            if item.hold.is_some() {
+                applied.delivery = delivery.clone();
+            }
         }
     }
     Ok(out)
@@ -306,14 +312,16 @@ async fn update_ended(
 }
 
 /// Writes the `call.completed` webhook events of the written results whose company has a
-/// webhook URL, in one statement; the event ids written, by call.
+/// webhook URL, in one statement, due now (or after the result's hold); the events
+/// written, by call, with where and how to deliver them.
 async fn outbox(
     tx: &mut PgConnection,
     items: &[&ResultItem],
     updated: &HashMap<Uuid, Updated>,
-) -> Result<HashMap<Uuid, Uuid>> {
+) -> Result<HashMap<Uuid, (Uuid, Option<Delivery>)>> {
     let (mut events, mut companies, mut attempts, mut calls) = (vec![], vec![], vec![], vec![]);
-    let (mut payloads, mut nows) = (vec![], vec![]);
+    let (mut payloads, mut nows, mut dues) = (vec![], vec![], vec![]);
+    let mut bodies = HashMap::new();
     for item in items {
         let Some(row) = updated.get(item.call.as_uuid()) else {
             continue;
@@ -338,19 +346,31 @@ async fn outbox(
         calls.push(*item.call.as_uuid());
         payloads.push(payload.to_string());
         nows.push(item.now);
+        dues.push(item.now + item.hold.unwrap_or_default());
+        bodies.insert(event, payload);
     }
     if events.is_empty() {
         return Ok(HashMap::new());
     }
-    let written: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "INSERT INTO webhook_outbox (id, company_id, call_id, scheduled_call_id, event, payload,
-             status, next_attempt_at, created_at)
-         SELECT e.id, c.id, e.attempt, e.call, 'call.completed', e.payload::jsonb, 'pending',
-             e.now, e.now
-         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
-                     $6::timestamptz[]) AS e(id, company, attempt, call, payload, now)
-         JOIN companies c ON c.id = e.company AND c.webhook_url IS NOT NULL
-         RETURNING scheduled_call_id, id",
+    let written: Vec<(Uuid, Uuid, Uuid, String, Option<String>)> = sqlx::query_as(
+        "WITH e AS (
+             SELECT e.*, c.webhook_url, c.webhook_secret
+             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
+                         $6::timestamptz[], $7::timestamptz[])
+                 AS e(id, company, attempt, call, payload, now, due)
+             JOIN companies c ON c.id = e.company
+             WHERE c.webhook_url IS NOT NULL
+         ),
+         ins AS (
+             INSERT INTO webhook_outbox (id, company_id, call_id, scheduled_call_id, event,
+                 payload, status, next_attempt_at, created_at)
+             SELECT id, company, attempt, call, 'call.completed', payload::jsonb, 'pending',
+                 due, now
+             FROM e
+             RETURNING id
+         )
+         SELECT e.call, e.id, e.company, e.webhook_url, e.webhook_secret
+         FROM e JOIN ins ON ins.id = e.id",
     )
     .bind(&events)
     .bind(&companies)
@@ -358,9 +378,26 @@ async fn outbox(
     .bind(&calls)
     .bind(&payloads)
     .bind(&nows)
+    .bind(&dues)
     .fetch_all(&mut *tx)
     .await?;
-    Ok(written.into_iter().collect())
+    // (An event without a secret is written all the same, with nothing to deliver now: the
+    // outbox poll dead-letters it.)
+    Ok(written
+        .into_iter()
+        .map(|(call, id, company, url, secret)| {
+            let delivery = secret.map(|secret| Delivery {
+                id,
+                company: CompanyId::from_uuid(company),
+                event: "call.completed".to_owned(),
+                payload: bodies.remove(&id).unwrap_or_default(),
+                attempts: 0,
+                url,
+                secret,
+            });
+            (call, (id, delivery))
+        })
+        .collect())
 }
 
 /// Applies one follow-up inside the result's transaction.

@@ -432,6 +432,64 @@ async fn results_written_together_each_get_their_own_answer(pool: PgPool) {
     }
 }
 
+/// A worker that delivers webhooks itself gets each result's event back to send at once;
+/// the event falls due in the outbox only after the hold, so the outbox poll leaves it
+/// alone until then — and delivers it then if the worker never recorded the delivery.
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn a_held_webhook_event_is_handed_back_and_polled_only_after_the_hold(pool: PgPool) {
+    let store = Store::new(pool);
+    let (acme, ids) = setup(&store, 1).await;
+    let company = store
+        .set_webhook(acme, Some("http://127.0.0.1:9/hook"))
+        .await
+        .expect("webhook");
+    let t = later();
+    let c = &claim(&store, &ids, "w1", t).await[0];
+    store
+        .record_dial_intents(acme, &[intent(c)], t)
+        .await
+        .expect("intent");
+    let hold = Duration::seconds(30);
+    let applied = store
+        .delivering_webhooks(hold)
+        .record_result(
+            c.id,
+            Some(c.token),
+            c.attempt,
+            &CallResult {
+                outcome: AttemptOutcome::Busy,
+                provider_ref: None,
+                transcript: None,
+                recording_url: None,
+                flags: &[],
+                ended_at: t,
+            },
+            &[],
+            t,
+        )
+        .await
+        .expect("result");
+    let delivery = applied.delivery.expect("the event to deliver now");
+    assert_eq!(Some(delivery.id), applied.event);
+    assert_eq!(delivery.url, "http://127.0.0.1:9/hook");
+    assert_eq!(Some(&delivery.secret), company.webhook_secret.as_ref());
+    assert_eq!(delivery.payload["scheduledCallId"], c.id.to_string());
+    assert_eq!(delivery.payload["eventId"], delivery.id.to_string());
+    assert_eq!(delivery.attempts, 0);
+    let soon = t + hold - Duration::seconds(1);
+    let none = store
+        .claim_deliveries(soon, soon + hold, 10)
+        .await
+        .expect("poll");
+    assert!(none.is_empty(), "held from the outbox poll");
+    let after = t + hold;
+    let polled = store
+        .claim_deliveries(after, after + hold, 10)
+        .await
+        .expect("poll");
+    assert_eq!(polled, vec![delivery]);
+}
+
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]
 async fn a_no_answer_schedules_its_retry_in_the_same_schedule(pool: PgPool) {
     let store = Store::new(pool);

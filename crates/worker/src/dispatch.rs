@@ -80,6 +80,10 @@ pub struct Dispatcher {
     pub rules: Arc<Ruleset>,
     pub clock: Arc<dyn Clock>,
     pub config: WorkerConfig,
+    /// Delivers a result's webhook event at once (with `store` made by
+    /// [`Store::delivering_webhooks`] for [`crate::webhooks::Deliverer::hold`]); `None`
+    /// leaves every event to the outbox poll.
+    pub webhooks: Option<crate::webhooks::Deliverer>,
 }
 
 /// The queue partition of a company.

@@ -95,7 +95,7 @@ pub async fn finish(
         },
         now,
     );
-    let applied = d
+    let mut applied = d
         .store
         .record_result(
             call.id,
@@ -113,6 +113,9 @@ pub async fn finish(
             now,
         )
         .await?;
+    if let (Some(delivery), Some(webhooks)) = (applied.delivery.take(), &d.webhooks) {
+        webhooks.send(delivery);
+    }
     tracing::info!(
         outcome = ended.outcome.as_str(),
         flags = ?ended.flags,

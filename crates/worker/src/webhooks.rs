@@ -11,7 +11,7 @@ use std::time::Duration;
 use outdial_dialer::signature::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use outdial_domain::Clock;
 use outdial_store::{Delivery, Store};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 /// How webhooks are delivered.
 #[derive(Debug, Clone)]
@@ -50,6 +50,63 @@ pub fn backoff(config: &WebhookConfig, tries: u32) -> Duration {
         .min(config.max_backoff);
     let millis = u64::try_from(exp.as_millis()).unwrap_or(u64::MAX).max(1);
     Duration::from_millis(rand::random_range(millis / 2..=millis))
+}
+
+/// Events handed over by the dispatch loop right after their result was written (by a
+/// store made with [`Store::delivering_webhooks`] and [`Deliverer::hold`]): each is sent
+/// at once, without an outbox poll and claim. At most [`DIRECT_AT_ONCE`] are in flight; an
+/// event beyond that, or one whose process dies before recording it, falls due after the
+/// hold and the outbox poll ([`run`]) delivers it.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    client: reqwest::Client,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: WebhookConfig,
+    permits: Arc<Semaphore>,
+}
+
+/// Direct deliveries in flight at once, per process.
+pub const DIRECT_AT_ONCE: usize = 256;
+
+impl Deliverer {
+    /// A deliverer recording its deliveries in `store`.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: WebhookConfig,
+    ) -> Result<Deliverer, reqwest::Error> {
+        Ok(Deliverer {
+            client: reqwest::Client::builder().timeout(config.timeout).build()?,
+            store,
+            clock,
+            config,
+            permits: Arc::new(Semaphore::new(DIRECT_AT_ONCE)),
+        })
+    }
+
+    /// How long an event handed to this deliverer stays out of the outbox poll: the claim
+    /// an outbox poll takes on an event ([`run`]).
+    pub fn hold(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config.timeout * 3).unwrap_or_default()
+    }
+
+    /// Sends `d` now, on its own task (or leaves it to the outbox poll when
+    /// [`DIRECT_AT_ONCE`] are in flight).
+    pub fn send(&self, d: Delivery) {
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            tracing::debug!(event.id = %d.id, "direct deliveries saturated; left to the outbox poll");
+            return;
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            let sent = deliver(&me.client, &me.store, me.clock.as_ref(), &me.config, d).await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "cannot record a webhook delivery");
+            }
+            drop(permit);
+        });
+    }
 }
 
 /// Delivers until `shutdown` turns true.

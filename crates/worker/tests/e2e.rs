@@ -160,8 +160,12 @@ async fn dispatcher(
         Arc::clone(clock),
     )
     .expect("limits");
+    // Webhooks go out right after each result (the outbox poll delivers what this misses).
+    let webhooks =
+        webhooks::Deliverer::new(store.clone(), Arc::clone(clock), WebhookConfig::default())
+            .expect("deliverer");
     Arc::new(Dispatcher {
-        store: store.clone(),
+        store: store.delivering_webhooks(webhooks.hold()),
         queue,
         dialer,
         limits,
@@ -179,6 +183,7 @@ async fn dispatcher(
             shutdown_grace: Duration::from_secs(5),
             callbacks,
         },
+        webhooks: Some(webhooks),
     })
 }
 
