@@ -13,7 +13,8 @@
 -- Returns { i1, code1, i2, code2, ... } for the jobs whose code is not 0 (i is the job's
 -- position, from 1); a job not listed was scheduled (new). Codes: 0 scheduled (new), 1
 -- moved to the new due time (it was scheduled or due), 2 left alone because it is leased,
--- 3 dead, 4 waiting for reconcile, 5 exists and left alone (mode "nx").
+-- 3 dead, 4 waiting for reconcile, 5 exists and left alone (mode "nx": every existing job,
+-- whatever its state).
 -- A leased, dead or reconcile job keeps its state: only the worker, an admin re-drive or a
 -- reconcile resolution moves it.
 -- A new job costs one command here (HSETNX: the idempotency check and its row at once)
@@ -31,15 +32,20 @@ for job = 1, #ARGV - 1 do
   local code = 0
   if call("HSETNX", tk, id, row) == 0 then
     local m = sub(el, 1, 18)
-    local state, old = locate(P, m, call("HGET", tk, id))
-    if state == "leased" then
+    local state, old
+    if not nx then
+      state, old = locate(P, m, call("HGET", tk, id))
+    end
+    if nx then
+      -- reconciliation leaves an existing job in whatever state it is, without looking it
+      -- up: a pass over a large backlog costs one command per job
+      code = 5
+    elseif state == "leased" then
       code = 2
     elseif state == "dead" then
       code = 3
     elseif state == "rec" then
       code = 4
-    elseif nx then
-      code = 5
     else
       code = 1
       unlink(P, m, state, old)

@@ -91,6 +91,11 @@ impl Keys {
         format!("{}:known", self.namespace)
     }
 
+    /// The turn of a fleet-wide periodic task (`reconcile`): held by one process at a time.
+    pub fn turn(&self, task: &str) -> String {
+        format!("{}:turn:{task}", self.namespace)
+    }
+
     /// A `SCAN MATCH` pattern for every key of this namespace.
     pub fn pattern(&self) -> String {
         format!("{}:*", self.namespace)

@@ -23,6 +23,33 @@ use crate::keys::Partition;
 use crate::queue::{Queue, ms};
 use crate::{Error, Result};
 
+impl Queue {
+    /// Takes the fleet's turn at `task` for `period` if no process holds it (`SET NX PX`
+    /// on one key): `true` means run it now. A periodic task that is O(rows) — the
+    /// reconcile pass — thus runs once per period across any number of workers instead of
+    /// once per worker; a holder that dies releases the turn when its period ends.
+    pub async fn take_turn(&self, task: &str, period: std::time::Duration) -> Result<bool> {
+        let key = self.keys.turn(task);
+        let ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.conn
+            .run("take_turn", |mut c| {
+                let key = key.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(1)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ms)
+                        .query_async::<Option<String>>(&mut c)
+                        .await
+                }
+            })
+            .await
+            .map(|set| set.is_some())
+    }
+}
+
 /// A scheduled call as the system of record has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduledRow {

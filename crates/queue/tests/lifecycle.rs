@@ -593,3 +593,22 @@ async fn moved_and_cancelled_jobs_keep_the_slab_index_exact() {
     assert_eq!(seen, kept.len());
     q.delete_namespace().await.unwrap();
 }
+
+#[tokio::test]
+async fn one_process_at_a_time_takes_a_periodic_turn() {
+    let q = queue();
+    let other = q.clone();
+    let period = Duration::from_millis(300);
+    assert!(q.take_turn("reconcile", period).await.unwrap());
+    assert!(!other.take_turn("reconcile", period).await.unwrap(), "held");
+    assert!(
+        other.take_turn("other-task", period).await.unwrap(),
+        "per task"
+    );
+    tokio::time::sleep(period + Duration::from_millis(50)).await;
+    assert!(
+        other.take_turn("reconcile", period).await.unwrap(),
+        "released after the period"
+    );
+    q.delete_namespace().await.unwrap();
+}

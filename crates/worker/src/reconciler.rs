@@ -58,10 +58,26 @@ impl Truth for StoreTruth {
     }
 }
 
-/// Reconciles and recovers every `period` until `shutdown` turns true.
+/// Every `period` until `shutdown` turns true: recovers calls whose worker died, and —
+/// in one process of the fleet per period ([`outdial_queue::Queue::take_turn`]) —
+/// reconciles the queue with Postgres. The reconcile pass reads every pending row and
+/// every queued job, so each worker running it every period would multiply that cost by
+/// the size of the fleet.
 pub async fn run(d: Arc<Dispatcher>, period: Duration, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
-        if let Err(e) = pass(&d).await {
+        let turn = match d.queue.take_turn("reconcile", period).await {
+            Ok(turn) => turn,
+            Err(e) => {
+                tracing::warn!(error = ?e, "cannot take the reconcile turn");
+                false
+            }
+        };
+        let done = if turn {
+            pass(&d).await
+        } else {
+            recover(&d).await
+        };
+        if let Err(e) = done {
             tracing::warn!(error = ?e, "reconcile pass failed");
         }
         tokio::select! {
@@ -85,6 +101,13 @@ pub async fn pass(d: &Dispatcher) -> Result<()> {
             "queue reconciled"
         );
     }
+    recover(d).await
+}
+
+/// The recovery half of [`pass`]: calls whose Postgres lease ran out, and jobs the queue
+/// parked for reconcile (both bounded by what is stale, not by the backlog).
+pub async fn recover(d: &Dispatcher) -> Result<()> {
+    let now = d.clock.now();
     recover_stale(d, now).await?;
     settle_reconcile_jobs(d, now).await
 }
