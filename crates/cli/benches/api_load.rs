@@ -34,6 +34,8 @@
 //! Load goes to 127.0.0.1 only, each phase is bounded in time and every request has a
 //! timeout. `cargo test` neither builds nor runs this (bench targets are not tested).
 
+#[path = "common/autoanalyze.rs"]
+mod autoanalyze;
 #[path = "api_load/cpu.rs"]
 mod cpu;
 #[path = "api_load/http.rs"]
@@ -296,20 +298,13 @@ async fn run_all(
     let body = Arc::new(Body::template());
     let phases = config.phases;
     let mut rows = Vec::new();
-    let autovacuum = autovacuum(database_url).await;
+    let autovacuum = autoanalyze::autovacuum(database_url).await;
     println!("postgres autovacuum: {autovacuum}");
     // Without autovacuum, stand in for its autoanalyze on every scratch database.
-    let stand_in = (autovacuum == "off").then(|| {
-        let urls: Vec<String> = targets.iter().map(|t| t.database_url.clone()).collect();
-        tokio::spawn(async move {
-            loop {
-                for url in &urls {
-                    autoanalyze(url).await;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        })
-    });
+    let stand_in = autoanalyze::stand_in(
+        &autovacuum,
+        targets.iter().map(|t| t.database_url.clone()).collect(),
+    );
 
     for target in targets.iter() {
         // One customer to read, made through the API (also a start-up check).
@@ -394,32 +389,6 @@ async fn run_all(
     rows
 }
 
-/// What autovacuum's autoanalyze would do with its default thresholds: `ANALYZE` each table
-/// changed by more than 50 rows + 10 % since its last analysis. Run every 500 ms during the
-/// whole bench when the cluster has `autovacuum = off` (this machine's): the server's
-/// connections keep plans made while the tables were nearly empty until statistics change
-/// (a foreign-key check that walked every customer of the company was the `schedule`
-/// scenario's largest cost), and a production cluster runs autovacuum.
-async fn autoanalyze(database_url: &str) {
-    use sqlx::Connection;
-    let Ok(mut conn) = sqlx::PgConnection::connect(database_url).await else {
-        return;
-    };
-    let stale: Vec<(String,)> = sqlx::query_as(
-        "SELECT quote_ident(relname) FROM pg_stat_user_tables
-         WHERE n_mod_since_analyze > 50 + 0.1 * n_live_tup",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap_or_default();
-    for (table,) in stale {
-        let _ = sqlx::query(&format!("ANALYZE {table}"))
-            .execute(&mut conn)
-            .await;
-    }
-    let _ = conn.close().await;
-}
-
 /// `ANALYZE` after a scenario that added rows, standing in for autovacuum (off on this
 /// machine's cluster, see `autovacuum` in the output). Without fresh statistics, a
 /// statement the server prepared while `customers` was empty keeps a generic plan that
@@ -434,20 +403,6 @@ async fn analyze(database_url: &str) {
         .await
         .expect("ANALYZE");
     let _ = conn.close().await;
-}
-
-/// The cluster's `autovacuum` setting.
-async fn autovacuum(database_url: &str) -> String {
-    use sqlx::Connection;
-    let Ok(mut conn) = sqlx::PgConnection::connect(database_url).await else {
-        return "unknown".to_owned();
-    };
-    let setting: String = sqlx::query_scalar("SHOW autovacuum")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap_or_else(|_| "unknown".to_owned());
-    let _ = conn.close().await;
-    setting
 }
 
 /// `Store::authenticate` and `Store::insert_customer` from the bench's own pool.

@@ -18,6 +18,10 @@
 //! shared servers show up there); commits and row writes per call from
 //! `pg_stat_database`; WAL bytes per call from the cluster's WAL position (cluster-wide).
 //!
+//! When the cluster runs `autovacuum = off` (this machine's), each run stands in for its
+//! autoanalyze (`common/autoanalyze.rs`, shared with `api_load`): without fresh statistics
+//! the workers' cached plans keep scanning `call_attempts` as it grows.
+//!
 //! Checks (the bench exits non-zero when one fails): every seeded call ended with exactly
 //! one attempt; none dialed before its due time; within a company, calls of an earlier due
 //! instant dialed no later than 1 s (`OUTDIAL_BENCH_ORDER_TOLERANCE_MS`) after the first
@@ -41,6 +45,8 @@
 //! Load stays on 127.0.0.1, every phase is bounded in time. `cargo test` neither builds
 //! nor runs this.
 
+#[path = "common/autoanalyze.rs"]
+mod autoanalyze;
 #[path = "dispatch/checks.rs"]
 mod checks;
 #[path = "dispatch/cpu.rs"]
@@ -93,6 +99,8 @@ struct Config {
     sample: bool,
     tolerance_ms: i64,
     redis: String,
+    /// The cluster's `autovacuum` setting: when `off`, each run stands in for autoanalyze.
+    autovacuum: String,
 }
 
 impl Config {
@@ -126,6 +134,7 @@ impl Config {
             tolerance_ms: env_or("OUTDIAL_BENCH_ORDER_TOLERANCE_MS", 1_000),
             redis: std::env::var("OUTDIAL_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            autovacuum: String::new(),
         }
     }
 }
@@ -224,7 +233,11 @@ async fn measured_run(
         env: c.worker_env.clone(),
         sample: c.sample,
     };
+    let stand_in = autoanalyze::stand_in(&c.autovacuum, vec![db.url.clone()]);
     let outcome = run::run_workers(&workers, &store, seeded.len()).await;
+    if let Some(task) = stand_in {
+        task.abort();
+    }
     let load_after = cpu::loadavg();
     let outcome = match outcome {
         Ok(o) => o,
@@ -277,7 +290,7 @@ async fn bench(c: &Config) -> Res<bool> {
     let (sink, deliveries) = run::webhook_sink().await?;
     let webhook = c.webhook.then_some(sink.as_str());
     println!(
-        "dispatch bench {now}: {} companies, places {:?}, in-flight {} per worker, pool {} per worker, webhook {}, load average {}",
+        "dispatch bench {now}: {} companies, places {:?}, in-flight {} per worker, pool {} per worker, webhook {}, postgres autovacuum {} (off: the bench stands in for autoanalyze), load average {}",
         c.companies,
         places.iter().map(|p| p.zone).collect::<Vec<_>>(),
         c.in_flight,
@@ -287,6 +300,7 @@ async fn bench(c: &Config) -> Res<bool> {
         } else {
             "none"
         },
+        c.autovacuum,
         cpu::loadavg()
     );
     let mut ok = true;
@@ -413,11 +427,15 @@ async fn bench(c: &Config) -> Res<bool> {
 }
 
 fn main() -> ExitCode {
-    let config = Config::from_env();
+    let mut config = Config::from_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let admin = std::env::var("DATABASE_URL")
+        .or_else(|_| std::env::var("OUTDIAL_DATABASE_URL"))
+        .unwrap_or_default();
+    config.autovacuum = runtime.block_on(autoanalyze::autovacuum(&admin));
     match runtime.block_on(bench(&config)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
