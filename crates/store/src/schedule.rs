@@ -70,16 +70,15 @@ impl Store {
         })?;
 
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, hashtext($2::text))")
-            .bind(CALL_LIST_LOCK)
-            .bind(company.as_uuid())
-            .execute(&mut *tx)
-            .await?;
+        // The list-ordering lock (shared) and the customer's row lock in one round trip.
         let found: Option<(bool,)> = sqlx::query_as(
-            "SELECT do_not_call FROM customers WHERE company_id = $1 AND id = $2 FOR UPDATE",
+            "SELECT c.do_not_call FROM customers c,
+                 LATERAL (SELECT pg_advisory_xact_lock_shared($3, hashtext($1::text))) l
+             WHERE c.company_id = $1 AND c.id = $2 FOR UPDATE OF c",
         )
         .bind(company.as_uuid())
         .bind(customer)
+        .bind(CALL_LIST_LOCK)
         .fetch_optional(&mut *tx)
         .await?;
         match found {
@@ -148,10 +147,10 @@ impl Store {
         sqlx::query(
             "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
                  due_at, slot_at, reasons, created_at, updated_at, planned_due_at, planned_reasons)
-             SELECT id, $1, $2, $3, 'scheduled', due_at, slot_at, reasons::jsonb, $4, $4,
-                 due_at, reasons::jsonb
+             SELECT id, $1, $2, $3, 'scheduled', due_at, slot_at, r, $4, $4, due_at, r
              FROM unnest($5::uuid[], $6::timestamptz[], $7::timestamptz[], $8::text[])
-                 AS c(id, due_at, slot_at, reasons)",
+                 AS c(id, due_at, slot_at, reasons),
+                 LATERAL (SELECT reasons::jsonb AS r) parsed",
         )
         .bind(company.as_uuid())
         .bind(customer)
