@@ -127,7 +127,10 @@ pub(crate) async fn create(
         None => now,
     };
 
-    let customer = state.store.customer(company.id, &customer_id).await?;
+    let (customer, history) = state
+        .store
+        .customer_and_contacts(company.id, &customer_id)
+        .await?;
     if customer.do_not_call {
         return Err(do_not_call());
     }
@@ -166,10 +169,6 @@ pub(crate) async fn create(
 
     let candidates = customer.candidates();
     let prepared = state.rules.prepare(&candidates, schedule_type.purpose());
-    let history = state
-        .store
-        .contacts(company.id, customer.id.as_str())
-        .await?;
     let plan = expand(
         &cadence,
         &Request {

@@ -298,6 +298,37 @@ impl Store {
         row.ok_or(Error::NotFound { what: "customer" })?.try_into()
     }
 
+    /// One of `company`'s customers with their placed calls as the contact history
+    /// ([`Store::contacts`]), in one round trip: what planning a schedule reads.
+    pub async fn customer_and_contacts(
+        &self,
+        company: CompanyId,
+        id: &str,
+    ) -> Result<(Customer, Vec<outdial_domain::policy::Contact>)> {
+        let sql = format!(
+            "SELECT {CUSTOMER_COLUMNS},
+                 (SELECT coalesce(json_agg(json_build_object(
+                      'at', a.started_at, 'number', a.number, 'loan', a.loan_id,
+                      'outcome', a.outcome, 'flags', a.flags) ORDER BY a.started_at), '[]')
+                  FROM call_attempts a
+                  WHERE a.company_id = $1 AND a.customer_id = $2) AS contacts
+             FROM customers WHERE company_id = $1 AND id = $2"
+        );
+        let row: Option<CustomerWithContacts> = sqlx::query_as(&sql)
+            .bind(company.as_uuid())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let row = row.ok_or(Error::NotFound { what: "customer" })?;
+        let contacts = row
+            .contacts
+            .0
+            .into_iter()
+            .map(|c| crate::call_attempt::contact((c.at, c.number, c.loan, c.outcome, c.flags)))
+            .collect::<Result<_>>()?;
+        Ok((Customer::try_from(row.row)?, contacts))
+    }
+
     /// Applies `patch` to one of `company`'s customers and returns the row as now stored;
     /// another company's customer is [`Error::NotFound`] and is left untouched.
     pub async fn update_customer(
@@ -406,6 +437,24 @@ impl Store {
         )
         .await
     }
+}
+
+/// A customer row with its placed calls.
+#[derive(sqlx::FromRow)]
+struct CustomerWithContacts {
+    #[sqlx(flatten)]
+    row: CustomerRow,
+    contacts: sqlx::types::Json<Vec<ContactJson>>,
+}
+
+/// One placed call as `customer_and_contacts` aggregates it.
+#[derive(serde::Deserialize)]
+struct ContactJson {
+    at: DateTime<Utc>,
+    number: String,
+    loan: Option<String>,
+    outcome: Option<String>,
+    flags: Vec<String>,
 }
 
 /// A customer row with its company.

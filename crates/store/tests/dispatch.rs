@@ -35,6 +35,18 @@ async fn claim(store: &Store, ids: &[CallId], owner: &str, at: DateTime<Utc>) ->
         .expect("claim")
 }
 
+/// A busy signal at `t`: no transcript, recording or flags.
+fn busy(t: DateTime<Utc>) -> CallResult<'static> {
+    CallResult {
+        outcome: AttemptOutcome::Busy,
+        provider_ref: None,
+        transcript: None,
+        recording_url: None,
+        flags: &[],
+        ended_at: t,
+    }
+}
+
 async fn status(store: &Store, company: CompanyId, id: CallId) -> CallStatus {
     store
         .scheduled_call(company, id)
@@ -452,21 +464,7 @@ async fn a_held_webhook_event_is_handed_back_and_polled_only_after_the_hold(pool
     let hold = Duration::seconds(30);
     let applied = store
         .delivering_webhooks(hold)
-        .record_result(
-            c.id,
-            Some(c.token),
-            c.attempt,
-            &CallResult {
-                outcome: AttemptOutcome::Busy,
-                provider_ref: None,
-                transcript: None,
-                recording_url: None,
-                flags: &[],
-                ended_at: t,
-            },
-            &[],
-            t,
-        )
+        .record_result(c.id, Some(c.token), c.attempt, &busy(t), &[], t)
         .await
         .expect("result");
     let delivery = applied.delivery.expect("the event to deliver now");
@@ -530,6 +528,15 @@ async fn a_no_answer_schedules_its_retry_in_the_same_schedule(pool: PgPool) {
     assert_eq!(due, retry_at);
     assert_eq!(status(&store, acme, c.id).await, CallStatus::NoAnswer);
     assert_eq!(status(&store, acme, retry).await, CallStatus::Scheduled);
+    // The contact history the API plans with, read with the customer, is the one the
+    // worker reads.
+    let (customer, history) = store
+        .customer_and_contacts(acme, "c1")
+        .await
+        .expect("customer and contacts");
+    assert_eq!(customer.id.as_str(), "c1");
+    assert_eq!(history, store.contacts(acme, "c1").await.expect("contacts"));
+    assert_eq!(history.len(), 1);
     let again = claim(&store, &[retry], "w1", retry_at).await;
     assert_eq!(again.len(), 1);
     // What the claim read for the retry: the first call in the customer's history (not the
@@ -582,21 +589,7 @@ async fn webhook_events_are_claimed_once_retried_dead_lettered_and_redriven(pool
         .await
         .expect("intent");
     let applied = store
-        .record_result(
-            c.id,
-            Some(c.token),
-            c.attempt,
-            &CallResult {
-                outcome: AttemptOutcome::Busy,
-                provider_ref: None,
-                transcript: None,
-                recording_url: None,
-                flags: &[],
-                ended_at: t,
-            },
-            &[],
-            t,
-        )
+        .record_result(c.id, Some(c.token), c.attempt, &busy(t), &[], t)
         .await
         .expect("result");
     let event = applied.event.expect("an event");
