@@ -35,6 +35,22 @@ async fn claim(store: &Store, ids: &[CallId], owner: &str, at: DateTime<Utc>) ->
         .expect("claim")
 }
 
+/// The events of a call's decision trail.
+fn events(call: &outdial_store::ScheduledCallRecord) -> Vec<Event> {
+    let trail = call.decision_trail.clone().expect("trail");
+    trail.into_iter().map(|e| e.event).collect()
+}
+
+/// The trail of a call planned, claimed, dialed and ended with `outcome`.
+fn dispatched(outcome: AttemptOutcome) -> Vec<Event> {
+    vec![
+        Event::Planned,
+        Event::Claimed,
+        Event::Dialed,
+        Event::Ended { outcome },
+    ]
+}
+
 /// A busy signal at `t`: no transcript, recording or flags.
 fn busy(t: DateTime<Utc>) -> CallResult<'static> {
     CallResult {
@@ -268,23 +284,7 @@ async fn a_dnc_result_is_stored_with_its_follow_ups_and_webhook_event_at_once(po
     assert_eq!(call.status, CallStatus::Completed);
     assert_eq!(call.attempts, 1);
     assert_eq!(call.post_processing_flags, flags.to_vec());
-    let events: Vec<Event> = call
-        .decision_trail
-        .expect("trail")
-        .into_iter()
-        .map(|e| e.event)
-        .collect();
-    assert_eq!(
-        events,
-        [
-            Event::Planned,
-            Event::Claimed,
-            Event::Dialed,
-            Event::Ended {
-                outcome: AttemptOutcome::Completed
-            }
-        ]
-    );
+    assert_eq!(events(&call), dispatched(AttemptOutcome::Completed));
     let placed = store
         .call(acme, applied.call)
         .await
@@ -414,23 +414,7 @@ async fn results_written_together_each_get_their_own_answer(pool: PgPool) {
         assert_eq!(call.status, CallStatus::NoAnswer);
         assert_eq!(call.attempts, 1);
         assert_eq!(call.post_processing_flags, vec![Flag::NoAnswer]);
-        let events: Vec<Event> = call
-            .decision_trail
-            .expect("trail")
-            .into_iter()
-            .map(|e| e.event)
-            .collect();
-        assert_eq!(
-            events,
-            [
-                Event::Planned,
-                Event::Claimed,
-                Event::Dialed,
-                Event::Ended {
-                    outcome: AttemptOutcome::NoAnswer
-                }
-            ]
-        );
+        assert_eq!(events(&call), dispatched(AttemptOutcome::NoAnswer));
         let placed = store.call(c.company, applied.call).await.expect("attempt");
         assert_eq!(placed.transcript.as_deref(), Some("no one answered"));
         let (retry, due) = applied.created[0];
