@@ -22,6 +22,10 @@ use outdial_worker::{Dispatcher, WorkerConfig, reconciler, webhooks};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How often every worker recovers dead workers' calls (and, after a Redis flush, which
+/// drops the reconcile turn, starts the reconcile pass).
+const RECOVER_EVERY: Duration = Duration::from_secs(5);
+
 /// The simulator's timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SimTiming {
@@ -70,8 +74,10 @@ pub struct WorkerArgs {
     /// Calls in flight at once in this process
     #[arg(long, env = "OUTDIAL_MAX_IN_FLIGHT", default_value_t = 256)]
     max_in_flight: usize,
-    /// Seconds between reconcile passes (Postgres -> Redis, and recovery of dead workers)
-    #[arg(long, env = "OUTDIAL_RECONCILE_SECS", default_value_t = 5)]
+    /// Seconds between reconcile passes (Postgres -> Redis), run by one process of the
+    /// fleet per period; dead workers' calls are recovered every 5 s (or this, if shorter)
+    /// in every process
+    #[arg(long, env = "OUTDIAL_RECONCILE_SECS", default_value_t = 30)]
     reconcile_secs: u64,
     /// Lease on a claimed call, in seconds: how soon a dead worker's calls are recovered
     #[arg(long, env = "OUTDIAL_LEASE_SECS", default_value_t = 30)]
@@ -177,6 +183,7 @@ pub async fn start(
     });
     let (stop, shutdown) = watch::channel(false);
     let period = Duration::from_secs(args.reconcile_secs.max(1));
+    let recover_every = period.min(RECOVER_EVERY);
     let tasks = vec![
         tokio::spawn(Arc::clone(&dispatcher).run(shutdown.clone())),
         tokio::spawn(webhooks::run(
@@ -185,7 +192,7 @@ pub async fn start(
             WebhookConfig::default(),
             shutdown.clone(),
         )),
-        tokio::spawn(reconciler::run(dispatcher, period, shutdown)),
+        tokio::spawn(reconciler::run(dispatcher, period, recover_every, shutdown)),
     ];
     Ok(Running { queue, stop, tasks })
 }

@@ -58,12 +58,18 @@ impl Truth for StoreTruth {
     }
 }
 
-/// Every `period` until `shutdown` turns true: recovers calls whose worker died, and —
-/// in one process of the fleet per period ([`outdial_queue::Queue::take_turn`]) —
+/// Every `recover_every` until `shutdown` turns true: recovers calls whose worker died,
+/// and — in one process of the fleet per `period` ([`outdial_queue::Queue::take_turn`]) —
 /// reconciles the queue with Postgres. The reconcile pass reads every pending row and
 /// every queued job, so each worker running it every period would multiply that cost by
-/// the size of the fleet.
-pub async fn run(d: Arc<Dispatcher>, period: Duration, mut shutdown: watch::Receiver<bool>) {
+/// the size of the fleet. A flushed Redis loses the turn with everything else, so the
+/// pass that restores the queue starts at the next tick of any worker.
+pub async fn run(
+    d: Arc<Dispatcher>,
+    period: Duration,
+    recover_every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     while !*shutdown.borrow() {
         let turn = match d.queue.take_turn("reconcile", period).await {
             Ok(turn) => turn,
@@ -81,7 +87,7 @@ pub async fn run(d: Arc<Dispatcher>, period: Duration, mut shutdown: watch::Rece
             tracing::warn!(error = ?e, "reconcile pass failed");
         }
         tokio::select! {
-            () = tokio::time::sleep(period) => {}
+            () = tokio::time::sleep(recover_every) => {}
             _ = shutdown.changed() => {}
         }
     }
