@@ -35,6 +35,13 @@ async fn claim(store: &Store, ids: &[CallId], owner: &str, at: DateTime<Utc>) ->
         .expect("claim")
 }
 
+/// The claims in `seen` were each of a different call, `calls` of them in all.
+fn assert_claimed_once(seen: &[CallId], calls: usize) {
+    let unique: HashSet<CallId> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a call was claimed twice");
+    assert_eq!(unique.len(), calls);
+}
+
 /// The events of a call's decision trail.
 fn events(call: &outdial_store::ScheduledCallRecord) -> Vec<Event> {
     let trail = call.decision_trail.clone().expect("trail");
@@ -128,9 +135,7 @@ async fn concurrent_claimers_never_share_a_call(pool: PgPool) {
     for task in tasks {
         seen.extend(task.await.expect("claimer").into_iter().map(|c| c.id));
     }
-    let unique: HashSet<CallId> = seen.iter().copied().collect();
-    assert_eq!(unique.len(), seen.len(), "a call was claimed twice");
-    assert_eq!(unique.len(), 40);
+    assert_claimed_once(&seen, 40);
 }
 
 /// The worker claims one call per task, so the claims of one process are grouped into one
@@ -160,9 +165,7 @@ async fn claims_grouped_in_one_transaction_claim_each_call_once(pool: PgPool) {
         );
         seen.extend(got.into_iter().map(|c| c.id));
     }
-    let unique: HashSet<CallId> = seen.iter().copied().collect();
-    assert_eq!(unique.len(), seen.len(), "a call was claimed twice");
-    assert_eq!(unique.len(), 60);
+    assert_claimed_once(&seen, 60);
 }
 
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]
