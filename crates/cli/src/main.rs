@@ -18,6 +18,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+
+/// mimalloc instead of glibc's malloc: a worker allocates per call (futures, query
+/// arguments, JSON payloads, HTTP bodies) on several threads, and glibc's allocator took
+/// about a quarter of a worker's CPU in the dispatch benchmark (perf, 2026-12-02:
+/// `_int_malloc`, `free`, `malloc_consolidate`, `unlink_chunk`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use outdial_domain::{Clock, SystemClock};
