@@ -23,29 +23,24 @@ use outdial_domain::task::{Purpose, ScheduleType};
 use outdial_domain::{Clock, CustomerRef};
 use outdial_store::{NewSchedule, Store};
 
-use fleet::{customer, lawful_location};
+use fleet::{TOKEN, Worker, customer, lawful_location};
 use support::ScratchDb;
 
 const CALLS: usize = 1000;
-const TOKEN: &str = "crash-test-token";
-
-fn worker(db: &str, redis: &str, namespace: &str, provider: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_outdial"))
-        .arg("work")
-        .env("OUTDIAL_DATABASE_URL", db)
-        .env("OUTDIAL_REDIS_URL", redis)
-        .env("OUTDIAL_NAMESPACE", namespace)
-        .env("OUTDIAL_PROVIDER_URL", provider)
-        .env("OUTDIAL_PROVIDER_TOKEN", TOKEN)
-        .env("OUTDIAL_CLOCK_OFFSET_SECS", fleet::offset_secs())
-        .env("OUTDIAL_LEASE_SECS", "10")
-        .env("OUTDIAL_RECONCILE_SECS", "1")
-        .env("OUTDIAL_POLL_MS", "100")
-        .env("OUTDIAL_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start outdial work")
+/// A worker of this test: short leases, reconcile every second, live calls polled every
+/// 100 ms, against `redis` (the machine's, or the test's own).
+fn worker(db: &str, redis: &str, namespace: &str, provider: &str) -> Worker {
+    Worker::start(
+        db,
+        namespace,
+        provider,
+        &[
+            ("OUTDIAL_REDIS_URL", redis),
+            ("OUTDIAL_LEASE_SECS", "10"),
+            ("OUTDIAL_RECONCILE_SECS", "1"),
+            ("OUTDIAL_POLL_MS", "100"),
+        ],
+    )
 }
 
 /// What goes wrong while the calls fire.
@@ -225,7 +220,7 @@ fn fire_thousand_calls(chaos: Chaos, redis: &str) {
     });
 
     // Three workers; the first is killed with SIGKILL every 400 ms and restarted.
-    let mut workers: Vec<Child> = (0..3)
+    let mut workers: Vec<Worker> = (0..3)
         .map(|_| worker(&db.url, &redis, &namespace, &provider))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(150);
@@ -259,16 +254,13 @@ fn fire_thousand_calls(chaos: Chaos, redis: &str) {
             flushes += 1;
         }
         if chaos == Chaos::KillWorkers && kills < 40 {
-            let _ = workers[0].kill();
-            let _ = workers[0].wait();
-            kills += 1;
+            // The old process is SIGKILLed (and reaped) as it is dropped.
             workers[0] = worker(&db.url, &redis, &namespace, &provider);
+            kills += 1;
         }
     }
-    for w in &mut workers {
-        let _ = w.kill();
-        let _ = w.wait();
-    }
+    // Every worker SIGKILLed; on a failed assertion above, the same happens on unwinding.
+    drop(workers);
     let _ = stop_sim.send(());
 
     // At most one provider call per scheduled call.

@@ -749,3 +749,133 @@ async fn turns_are_booked_one_interval_apart_and_none_beyond_the_wait_allowed() 
         "the company's next turn comes after the caller-limited one"
     );
 }
+
+#[tokio::test]
+async fn turns_booked_together_are_the_turns_booked_one_by_one() {
+    let clock = manual();
+    let limits = limits_at(&namespace(), clock.clone()).await;
+    let (together, alone) = (company("together-co"), company("alone-co"));
+    let ten = CallLimits {
+        company: per_second(10),
+        caller_id: Some(per_second(20)),
+    };
+    let max_wait = Duration::from_millis(450);
+    let mut one_by_one = Vec::new();
+    for _ in 0..8 {
+        one_by_one.push(
+            limits
+                .reserve(&alone, &number(7), &ten, max_wait)
+                .await
+                .unwrap(),
+        );
+    }
+    let booked = limits
+        .reserve_many(&together, &number(8), &ten, max_wait, 8)
+        .await
+        .unwrap();
+    assert_eq!(booked, one_by_one);
+    let ms = chrono::Duration::milliseconds;
+    let t0 = clock.now();
+    assert_eq!(
+        booked[..5],
+        (0..5)
+            .map(|i| Reservation::Booked {
+                at: t0 + ms(100 * i)
+            })
+            .collect::<Vec<_>>()[..],
+        "five turns within 450 ms"
+    );
+    assert!(
+        booked[5..].iter().all(|r| matches!(
+            r,
+            Reservation::Wait {
+                reason: Throttle::Rate,
+                ..
+            }
+        )),
+        "{booked:?}"
+    );
+    // The calls not booked spent nothing: the next turn is the sixth.
+    clock.advance(ms(100));
+    assert_eq!(
+        limits
+            .reserve(&together, &number(8), &ten, max_wait)
+            .await
+            .unwrap(),
+        Reservation::Booked { at: t0 + ms(500) }
+    );
+    // A slowed-down company books nothing for any of them.
+    limits
+        .slow_down(&together, clock.now() + ms(2_000))
+        .await
+        .unwrap();
+    let held = limits
+        .reserve_many(&together, &number(8), &ten, max_wait, 3)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 3);
+    assert!(
+        held.iter().all(|r| matches!(
+            r,
+            Reservation::Wait {
+                reason: Throttle::SlowedDown,
+                ..
+            }
+        )),
+        "{held:?}"
+    );
+}
+
+#[tokio::test]
+async fn slots_taken_together_are_served_in_order_up_to_the_cap_and_released_together() {
+    let clock = manual();
+    let limits = limits_at(&namespace(), clock.clone()).await;
+    let (co, other) = (company("slots-co"), company("slots-other"));
+    let lease = Duration::from_secs(30);
+    let held_before = key("held:0");
+    assert!(matches!(
+        limits
+            .acquire_slot(&co, 3, &held_before, lease)
+            .await
+            .unwrap(),
+        SlotGrant::Acquired { live: 1 }
+    ));
+    let holders: Vec<_> = (1..=4).map(|i| key(&format!("held:{i}"))).collect();
+    let mut asked = vec![held_before.clone()];
+    asked.extend(holders.iter().cloned());
+    let grants = limits.acquire_slots(&co, 3, &asked, lease).await.unwrap();
+    let expiry = clock.now() + chrono::Duration::seconds(30);
+    assert_eq!(
+        grants,
+        vec![
+            // A holder asking again keeps its one slot.
+            SlotGrant::Acquired { live: 1 },
+            SlotGrant::Acquired { live: 2 },
+            SlotGrant::Acquired { live: 3 },
+            SlotGrant::Full {
+                next_expiry: expiry
+            },
+            SlotGrant::Full {
+                next_expiry: expiry
+            },
+        ]
+    );
+    assert_eq!(limits.live_calls(&co).await.unwrap(), 3);
+    let other_holder = key("other:1");
+    limits
+        .acquire_slot(&other, 1, &other_holder, lease)
+        .await
+        .unwrap();
+    let released = limits
+        .release_slots(&[
+            (co.clone(), holders[0].clone()),
+            (co.clone(), holders[2].clone()),
+            (other.clone(), other_holder.clone()),
+            (co.clone(), holders[0].clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(released, vec![true, false, true, false]);
+    assert_eq!(limits.live_calls(&co).await.unwrap(), 2);
+    assert_eq!(limits.live_calls(&other).await.unwrap(), 0);
+}

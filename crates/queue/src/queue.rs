@@ -26,8 +26,25 @@ pub(crate) fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// The most jobs one ack script call handles.
+/// The most jobs one ack or mark_dialing script call handles.
 const MAX_ACK: usize = 1000;
+
+/// The indices of `jobs` grouped by partition, in pieces of at most [`MAX_ACK`]: one script
+/// call each.
+fn pieces(jobs: &[(JobRef, u64)]) -> Vec<(&Partition, Vec<usize>)> {
+    let mut by_partition: BTreeMap<&Partition, Vec<usize>> = BTreeMap::new();
+    for (i, (j, _)) in jobs.iter().enumerate() {
+        by_partition.entry(&j.partition).or_default().push(i);
+    }
+    by_partition
+        .into_iter()
+        .flat_map(|(p, idx)| {
+            idx.chunks(MAX_ACK)
+                .map(|c| (p, c.to_vec()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
 
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -159,21 +176,51 @@ impl Queue {
         token: u64,
         now: DateTime<Utc>,
     ) -> Result<DialIntent> {
-        let args = [
-            job.member(),
-            token.to_string().into(),
-            ms(now).to_string().into(),
-        ];
-        Ok(
-            match self
-                .eval_int("mark_dialing", &SCRIPTS.mark_dialing, &job.partition, &args)
-                .await?
-            {
-                1 => DialIntent::Marked,
-                -1 => DialIntent::Cancelled,
-                _ => DialIntent::LeaseLost,
-            },
-        )
+        let r = self.mark_dialing_many(&[(job.clone(), token)], now).await?;
+        Ok(r.first().copied().unwrap_or(DialIntent::LeaseLost))
+    }
+
+    /// [`Queue::mark_dialing`] for many held jobs: one script call per partition (and per
+    /// 1,000 jobs). Returns, per job, what the queue recorded.
+    pub async fn mark_dialing_many(
+        &self,
+        jobs: &[(JobRef, u64)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DialIntent>> {
+        let calls = pieces(jobs).into_iter().map(|(p, idx)| {
+            async move {
+                let mut args = Vec::with_capacity(idx.len() * 2 + 1);
+                args.push(ms(now).to_string().into_bytes());
+                for &i in &idx {
+                    args.push(jobs[i].0.member());
+                    args.push(jobs[i].1.to_string().into_bytes());
+                }
+                let v = self
+                    .eval("mark_dialing", &SCRIPTS.mark_dialing, p, &args)
+                    .await?;
+                let a: Vec<i64> = array(&v).iter().filter_map(int).collect();
+                if a.len() != idx.len() {
+                    return Err(Error::Reply {
+                        script: "mark_dialing",
+                        what: format!("{} values for {} jobs", a.len(), idx.len()),
+                    });
+                }
+                Ok((idx, a))
+            }
+            .boxed()
+        });
+        let mut out = vec![DialIntent::LeaseLost; jobs.len()];
+        for r in futures_util::future::join_all(calls).await {
+            let (idx, a) = r?;
+            for (&i, code) in idx.iter().zip(a) {
+                out[i] = match code {
+                    1 => DialIntent::Marked,
+                    -1 => DialIntent::Cancelled,
+                    _ => DialIntent::LeaseLost,
+                };
+            }
+        }
+        Ok(out)
     }
 
     /// The holder is done with the job: it is forgotten. `false`: the lease was lost.
@@ -185,22 +232,9 @@ impl Queue {
     /// Acknowledges many held jobs: one script call per partition. Returns, per job,
     /// whether it was acknowledged (`false`: its lease was lost).
     pub async fn ack_many(&self, jobs: &[(JobRef, u64)]) -> Result<Vec<bool>> {
-        let mut by_partition: BTreeMap<&Partition, Vec<usize>> = BTreeMap::new();
-        for (i, (j, _)) in jobs.iter().enumerate() {
-            by_partition.entry(&j.partition).or_default().push(i);
-        }
         let mut out = vec![false; jobs.len()];
         let mut wake = Vec::new();
-        // one script per partition, concurrently
-        let pieces: Vec<(&Partition, Vec<usize>)> = by_partition
-            .into_iter()
-            .flat_map(|(p, idx)| {
-                idx.chunks(MAX_ACK)
-                    .map(|c| (p, c.to_vec()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let calls = pieces.into_iter().map(|(p, idx)| {
+        let calls = pieces(jobs).into_iter().map(|(p, idx)| {
             async move {
                 let mut args = Vec::with_capacity(idx.len() * 2);
                 let mut keys = Vec::with_capacity(idx.len());

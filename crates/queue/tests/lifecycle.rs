@@ -612,3 +612,63 @@ async fn one_process_at_a_time_takes_a_periodic_turn() {
     );
     q.delete_namespace().await.unwrap();
 }
+
+#[tokio::test]
+async fn dial_intents_marked_together_answer_each_job_as_if_marked_alone() {
+    let q = queue();
+    let jobs: Vec<_> = ["c1", "c2", "c3"]
+        .iter()
+        .map(|c| new_job("acme", c, t0()))
+        .chain([new_job("beta", "c4", t0())])
+        .collect();
+    q.enqueue_many(&jobs).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.extend(q.claim(t0(), 10, LEASE).await.unwrap());
+    }
+    assert_eq!(held.len(), 4);
+    // c2 is cancelled while leased; c3 is asked with a stale token.
+    let by_call = |c: &str| {
+        let call = jobs.iter().find(|j| j.customer.as_str() == c).unwrap().call;
+        held.iter().find(|h| h.job.call == call).unwrap().clone()
+    };
+    let (c1, c2, c3, c4) = (by_call("c1"), by_call("c2"), by_call("c3"), by_call("c4"));
+    assert_eq!(q.cancel(&c2.job).await.unwrap(), Cancel::InFlight);
+    let asked = vec![
+        (c1.job.clone(), c1.token),
+        (c2.job.clone(), c2.token),
+        (c3.job.clone(), c3.token + 1),
+        (c4.job.clone(), c4.token),
+    ];
+    assert_eq!(
+        q.mark_dialing_many(&asked, t0() + ms(10)).await.unwrap(),
+        vec![
+            DialIntent::Marked,
+            DialIntent::Cancelled,
+            DialIntent::LeaseLost,
+            DialIntent::Marked
+        ]
+    );
+    // Marked again (idempotent for the holder), and after the lease ran out: lost.
+    assert_eq!(
+        q.mark_dialing_many(&asked[..1], t0() + ms(20))
+            .await
+            .unwrap(),
+        vec![DialIntent::Marked]
+    );
+    assert_eq!(
+        q.mark_dialing_many(&asked[3..], t0() + ms(31_000))
+            .await
+            .unwrap(),
+        vec![DialIntent::LeaseLost]
+    );
+    // A marked job whose lease runs out goes to reconcile, never back to due.
+    assert!(
+        q.claim(t0() + ms(31_000), 10, LEASE)
+            .await
+            .unwrap()
+            .iter()
+            .all(|h| h.job.call != c1.job.call && h.job.call != c4.job.call)
+    );
+    q.delete_namespace().await.unwrap();
+}

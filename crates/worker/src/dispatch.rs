@@ -31,12 +31,13 @@ use outdial_dialer::{
 use outdial_domain::policy::Ruleset;
 use outdial_domain::scheduled_call::Event;
 use outdial_domain::{AttemptOutcome, CallId, Clock, PhoneNumber};
-use outdial_queue::{Job, Partition, Queue};
+use outdial_queue::{DialIntent as QueueIntent, Job, JobRef, NewJob, Partition, Queue};
 use outdial_store::{ClaimedCall, Company, CompanyId, DialIntent, LeaseToken, Store};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::finish::{Ended, finish};
+use crate::coalesce::Coalesce;
+use crate::finish::{Ended, finish_with};
 use crate::fire::{Fire, check};
 use crate::{Error, Result};
 
@@ -126,6 +127,117 @@ struct CompanyLimits {
     limits: CallLimits,
 }
 
+/// The per-call Redis steps of one running dispatcher, each coalesced across its concurrent
+/// calls ([`crate::coalesce`]): the dial mark, the live-call slot taken and given back, the
+/// final ack and the follow-ups' enqueue.
+pub(crate) struct Steps {
+    mark: Coalesce<(JobRef, u64), QueueIntent>,
+    acquire: Coalesce<SlotAsk, SlotGrant>,
+    release: Coalesce<(CompanyRef, IdempotencyKey), bool>,
+    ack: Coalesce<(JobRef, u64), bool>,
+    pub(crate) enqueue: Coalesce<Vec<NewJob>, ()>,
+}
+
+/// The most steps of one kind sent at once.
+const MAX_STEPS: usize = 256;
+
+impl Steps {
+    fn start(d: &Dispatcher) -> Steps {
+        let (queue, clock) = (d.queue.clone(), Arc::clone(&d.clock));
+        let mark = Coalesce::start(
+            2,
+            MAX_STEPS,
+            Arc::new(move |jobs: Vec<(JobRef, u64)>| {
+                let (queue, now) = (queue.clone(), clock.now());
+                Box::pin(async move { Ok(queue.mark_dialing_many(&jobs, now).await?) })
+            }),
+        );
+        let limits = d.limits.clone();
+        let acquire = Coalesce::start(
+            2,
+            MAX_STEPS,
+            Arc::new(move |items: Vec<SlotAsk>| {
+                let limits = limits.clone();
+                Box::pin(async move { acquire_slots(&limits, &items).await })
+            }),
+        );
+        let limits = d.limits.clone();
+        let release = Coalesce::start(
+            2,
+            MAX_STEPS,
+            Arc::new(move |holders: Vec<(CompanyRef, IdempotencyKey)>| {
+                let limits = limits.clone();
+                Box::pin(async move { Ok(limits.release_slots(&holders).await?) })
+            }),
+        );
+        let queue = d.queue.clone();
+        let ack = Coalesce::start(
+            2,
+            MAX_STEPS,
+            Arc::new(move |jobs: Vec<(JobRef, u64)>| {
+                let queue = queue.clone();
+                Box::pin(async move { Ok(queue.ack_many(&jobs).await?) })
+            }),
+        );
+        let queue = d.queue.clone();
+        let enqueue = Coalesce::start(
+            2,
+            MAX_STEPS,
+            Arc::new(move |groups: Vec<Vec<NewJob>>| {
+                let queue = queue.clone();
+                Box::pin(async move {
+                    let n = groups.len();
+                    let jobs: Vec<NewJob> = groups.into_iter().flatten().collect();
+                    queue.enqueue_many(&jobs).await?;
+                    Ok(vec![(); n])
+                })
+            }),
+        );
+        Steps {
+            mark,
+            acquire,
+            release,
+            ack,
+            enqueue,
+        }
+    }
+
+    async fn ack(&self, job: &Job) -> Result<bool> {
+        self.ack.run((job.job.clone(), job.token)).await
+    }
+}
+
+/// A live-call slot asked for: the company, its cap, the holder and the lease.
+type SlotAsk = (CompanyRef, u32, IdempotencyKey, Duration);
+
+/// Live-call slots for holders of any companies: one script call per company (and cap and
+/// lease), the holders of each served in the order given.
+async fn acquire_slots(limits: &Limits, items: &[SlotAsk]) -> Result<Vec<SlotGrant>> {
+    type Slots<'a> = (&'a CompanyRef, u32, Duration);
+    let mut groups: Vec<(Slots<'_>, Vec<usize>)> = Vec::new();
+    for (i, (company, cap, _, lease)) in items.iter().enumerate() {
+        let key = (company, *cap, *lease);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, idx)) => idx.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    let calls = groups.iter().map(|((company, cap, lease), idx)| {
+        let holders: Vec<IdempotencyKey> = idx.iter().map(|&i| items[i].2.clone()).collect();
+        async move { limits.acquire_slots(company, *cap, &holders, *lease).await }
+    });
+    let mut out: Vec<Option<SlotGrant>> = vec![None; items.len()];
+    for ((_, idx), grants) in groups
+        .iter()
+        .zip(futures_util::future::join_all(calls).await)
+    {
+        for (&i, grant) in idx.iter().zip(grants?) {
+            out[i] = Some(grant);
+        }
+    }
+    out.into_iter().map(|g| g.ok_or(Error::Stopped)).collect()
+}
+
 impl Dispatcher {
     /// Runs until `shutdown` turns true: stops claiming, then waits up to the grace period
     /// for calls in flight. Those still unfinished are then stopped (their tasks aborted,
@@ -135,6 +247,7 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
         let held: Held = Arc::default();
+        let steps = Arc::new(Steps::start(&self));
         let mut tasks = JoinSet::new();
         let mut backoff = Duration::from_millis(100);
         while !*shutdown.borrow() {
@@ -148,7 +261,13 @@ impl Dispatcher {
                 continue;
             }
             match self
-                .batch(free.min(self.config.batch), &permits, &held, &mut tasks)
+                .batch(
+                    free.min(self.config.batch),
+                    &permits,
+                    &held,
+                    &steps,
+                    &mut tasks,
+                )
                 .await
             {
                 Ok(0) => {
@@ -218,6 +337,7 @@ impl Dispatcher {
         n: usize,
         permits: &Arc<Semaphore>,
         held: &Held,
+        steps: &Arc<Steps>,
         tasks: &mut JoinSet<()>,
     ) -> Result<usize> {
         let now = self.clock.now();
@@ -246,8 +366,12 @@ impl Dispatcher {
             }
         }
         let count = jobs.len();
+        let mut turns = self.reserve_turns(&jobs, &companies).await?.into_iter();
         for job in jobs {
-            let Some(company) = companies.get(job.job.partition.as_str()).cloned() else {
+            let turn = turns.next().flatten();
+            let (Some(company), Some(turn)) =
+                (companies.get(job.job.partition.as_str()).cloned(), turn)
+            else {
                 continue;
             };
             let permit = Arc::clone(permits)
@@ -256,12 +380,13 @@ impl Dispatcher {
                 .map_err(|_| outdial_queue::Error::Config("semaphore closed"))?;
             let me = Arc::clone(self);
             let held = Arc::clone(held);
+            let steps = Arc::clone(steps);
             let id = job.job.call;
             held.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(id, (None, job.clone()));
             tasks.spawn(async move {
-                if let Err(e) = me.take(job, &company, &held).await {
+                if let Err(e) = me.take(job, &company, turn, &held, &steps).await {
                     tracing::warn!(call.id = %id, error = %e, "call left to recovery");
                 }
                 held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -269,6 +394,41 @@ impl Dispatcher {
             });
         }
         Ok(count)
+    }
+
+    /// The turns of a batch's jobs under their companies' rates: one booking per company
+    /// (jobs of a company booked in the batch's order); one answer per job, in order (`None`
+    /// for a job whose company is not in `companies`).
+    async fn reserve_turns(
+        &self,
+        jobs: &[Job],
+        companies: &HashMap<String, Arc<CompanyLimits>>,
+    ) -> Result<Vec<Option<Reservation>>> {
+        let max_wait = MAX_RATE_WAIT.min(self.config.lease / 2);
+        let mut by_company: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, job) in jobs.iter().enumerate() {
+            by_company
+                .entry(job.job.partition.as_str())
+                .or_default()
+                .push(i);
+        }
+        let calls = by_company.iter().filter_map(|(part, idx)| {
+            let c = companies.get(*part)?;
+            Some(async move {
+                let r = self
+                    .limits
+                    .reserve_many(&c.name, &c.caller_id, &c.limits, max_wait, idx.len())
+                    .await;
+                (idx, r)
+            })
+        });
+        let mut out: Vec<Option<Reservation>> = vec![None; jobs.len()];
+        for (idx, r) in futures_util::future::join_all(calls).await {
+            for (&i, turn) in idx.iter().zip(r?) {
+                out[i] = Some(turn);
+            }
+        }
+        Ok(out)
     }
 
     /// A company's configuration and limits, from its queue partition (its id).
@@ -302,13 +462,15 @@ impl Dispatcher {
     /// the company alone until turns are free), never a Postgres claim and release. A job
     /// that booked a turn but is then not claimed, or is deferred at fire time, leaves its
     /// turn unused: the limit errs on the safe side.
-    async fn take(&self, job: Job, company: &CompanyLimits, held: &Held) -> Result<()> {
-        let max_wait = MAX_RATE_WAIT.min(self.config.lease / 2);
-        let turn = match self
-            .limits
-            .reserve(&company.name, &company.caller_id, &company.limits, max_wait)
-            .await?
-        {
+    async fn take(
+        &self,
+        job: Job,
+        company: &CompanyLimits,
+        turn: Reservation,
+        held: &Held,
+        steps: &Steps,
+    ) -> Result<()> {
+        let turn = match turn {
             Reservation::Wait { until, .. } => {
                 // The company's turns are booked beyond the wait allowed: its jobs stay in
                 // the queue until then, in every process.
@@ -329,13 +491,13 @@ impl Dispatcher {
         let Some(call) = claimed.into_iter().next() else {
             // Settled, held by another worker, or not due yet: the reconciler restores any
             // row still pending with its real due time.
-            self.queue.ack(&job.job, job.token).await?;
+            steps.ack(&job).await?;
             return Ok(());
         };
         held.lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(call.id, (Some(call.token), job.clone()));
-        self.handle(call, job, company, turn).await
+        self.handle(call, job, company, turn, steps).await
     }
 
     /// One claimed call, from the fire-time check to its result.
@@ -346,6 +508,7 @@ impl Dispatcher {
         job: Job,
         company: &CompanyLimits,
         turn: DateTime<Utc>,
+        steps: &Steps,
     ) -> Result<()> {
         let now = self.clock.now();
         match check(&self.rules, &call, &call.context.history, now) {
@@ -359,7 +522,7 @@ impl Dispatcher {
                         now,
                     )
                     .await?;
-                self.queue.ack(&job.job, job.token).await?;
+                steps.ack(&job).await?;
                 tracing::info!(reason = ?reason, "call cancelled at fire time");
                 Ok(())
             }
@@ -367,7 +530,7 @@ impl Dispatcher {
                 self.store
                     .stop_claimed(call.id, call.token, Event::Blocked, blocks, now)
                     .await?;
-                self.queue.ack(&job.job, job.token).await?;
+                steps.ack(&job).await?;
                 tracing::info!("call blocked: no lawful instant within the horizon");
                 Ok(())
             }
@@ -379,7 +542,7 @@ impl Dispatcher {
                 tracing::debug!(until = %until, "call deferred at fire time");
                 Ok(())
             }
-            Fire::Dial => self.dial(call, job, company, turn).await,
+            Fire::Dial => self.dial(call, job, company, turn, steps).await,
         }
     }
 
@@ -399,17 +562,18 @@ impl Dispatcher {
         job: Job,
         company: &CompanyLimits,
         turn: DateTime<Utc>,
+        steps: &Steps,
     ) -> Result<()> {
         let key = IdempotencyKey::for_attempt(call.id, call.attempt);
         let slot_lease = self.config.max_call + self.config.lease;
-        let limits = &self.limits;
-        if let SlotGrant::Full { next_expiry } = limits
-            .acquire_slot(
-                &company.name,
+        if let SlotGrant::Full { next_expiry } = steps
+            .acquire
+            .run((
+                company.name.clone(),
                 company.company.max_live_calls,
-                &key,
+                key.clone(),
                 slot_lease,
-            )
+            ))
             .await?
         {
             let soon = self.clock.now() + chrono::Duration::milliseconds(500);
@@ -422,9 +586,10 @@ impl Dispatcher {
                 &key,
                 (company.name.clone(), company.caller_id.clone()),
                 turn,
+                steps,
             )
             .await;
-        limits.release_slot(&company.name, &key).await?;
+        steps.release.run((company.name.clone(), key)).await?;
         result
     }
 
@@ -435,6 +600,7 @@ impl Dispatcher {
         key: &IdempotencyKey,
         (company, caller_id): (CompanyRef, PhoneNumber),
         turn: DateTime<Utc>,
+        steps: &Steps,
     ) -> Result<()> {
         let now = self.clock.now();
         let intent = DialIntent {
@@ -452,8 +618,10 @@ impl Dispatcher {
             return Err(outdial_store::Error::Fenced.into());
         }
         // Postgres holds the intent (the truth); the queue learns it so that an expired
-        // lease goes to reconcile, never back to due.
-        self.queue.mark_dialing(&job.job, job.token, now).await?;
+        // lease goes to reconcile, never back to due. (A job the queue reports cancelled or
+        // lost was fenced in Postgres first: a cancel of a `dialing` call is refused there,
+        // and a taken-over lease fails the intent above.)
+        steps.mark.run((job.job.clone(), job.token)).await?;
         let request = DialRequest {
             key: key.clone(),
             to: call.customer.phone.clone(),
@@ -482,7 +650,7 @@ impl Dispatcher {
         }
         let now = self.clock.now();
         match placed {
-            Ok(p) => self.follow(call, job, key, p.call).await,
+            Ok(p) => self.follow(call, job, key, p.call, steps).await,
             Err(DialError::RateLimited { retry_after }) => {
                 let until = now + chrono(retry_after);
                 self.limits.slow_down(&company, until).await?;
@@ -512,8 +680,16 @@ impl Dispatcher {
                     flags: vec![],
                     ended_at: now,
                 };
-                finish(self, call, Some(call.token), call.attempt, &ended).await?;
-                self.queue.ack(&job.job, job.token).await?;
+                finish_with(
+                    self,
+                    Some(steps),
+                    call,
+                    Some(call.token),
+                    call.attempt,
+                    &ended,
+                )
+                .await?;
+                steps.ack(job).await?;
                 Ok(())
             }
             Err(e) => {
@@ -531,6 +707,7 @@ impl Dispatcher {
         job: &Job,
         key: &IdempotencyKey,
         mut provider: ProviderCall,
+        steps: &Steps,
     ) -> Result<()> {
         let started = self.clock.now();
         if !provider.is_ended() {
@@ -567,8 +744,16 @@ impl Dispatcher {
             }
         }
         let ended = Ended::from_provider(&provider, self.clock.now());
-        finish(self, call, Some(call.token), call.attempt, &ended).await?;
-        self.queue.ack(&job.job, job.token).await?;
+        finish_with(
+            self,
+            Some(steps),
+            call,
+            Some(call.token),
+            call.attempt,
+            &ended,
+        )
+        .await?;
+        steps.ack(job).await?;
         Ok(())
     }
 }

@@ -14,6 +14,12 @@ pub enum Error {
     /// Redis (rate limits).
     #[error("limits: {0}")]
     Limits(#[from] outdial_dialer::Error),
+    /// A coalesced step's group failed (the one error, shared by every step of the group).
+    #[error("{0}")]
+    Group(std::sync::Arc<Error>),
+    /// The dispatcher stopped while the step waited.
+    #[error("dispatcher stopped")]
+    Stopped,
     /// A stored cadence no longer parses.
     #[error("cadence: {0}")]
     Cadence(#[from] outdial_domain::schedule::CadenceError),

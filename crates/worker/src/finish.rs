@@ -13,7 +13,7 @@ use outdial_queue::NewJob;
 use outdial_store::{Applied, CallResult, ClaimedCall, LeaseToken};
 
 use crate::Result;
-use crate::dispatch::{Dispatcher, partition};
+use crate::dispatch::{Dispatcher, Steps, partition};
 
 /// How a call ended, as the worker records it.
 #[derive(Debug, Clone)]
@@ -55,6 +55,19 @@ impl Ended {
 /// recovery path) with its follow-ups, and mirrors the follow-ups in the queue.
 pub async fn finish(
     d: &Dispatcher,
+    call: &ClaimedCall,
+    token: Option<LeaseToken>,
+    attempt: AttemptNo,
+    ended: &Ended,
+) -> Result<Applied> {
+    finish_with(d, None, call, token, attempt, ended).await
+}
+
+/// [`finish`], with the follow-ups' enqueue coalesced through a running dispatcher's
+/// `steps` when given.
+pub(crate) async fn finish_with(
+    d: &Dispatcher,
+    steps: Option<&Steps>,
     call: &ClaimedCall,
     token: Option<LeaseToken>,
     attempt: AttemptNo,
@@ -140,8 +153,12 @@ pub async fn finish(
             due: *due,
         })
         .collect();
-    if !jobs.is_empty() {
-        d.queue.enqueue_many(&jobs).await?;
+    match steps {
+        _ if jobs.is_empty() => {}
+        Some(steps) => steps.enqueue.run(jobs).await?,
+        None => {
+            d.queue.enqueue_many(&jobs).await?;
+        }
     }
     Ok(applied)
 }

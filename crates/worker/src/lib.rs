@@ -9,6 +9,7 @@
 //! It depends on the domain, store, queue and dialer crates; it must not depend on the API
 //! or the CLI, and reads no environment: the binary passes config, pools and a clock.
 
+mod coalesce;
 mod dispatch;
 mod error;
 mod finish;

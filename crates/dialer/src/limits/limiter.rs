@@ -106,6 +106,27 @@ impl Limits {
         limits: &CallLimits,
         max_wait: std::time::Duration,
     ) -> Result<Reservation> {
+        let mut r = self
+            .reserve_many(company, caller_id, limits, max_wait, 1)
+            .await?;
+        r.pop().ok_or(Error::ScriptReply("reserve"))
+    }
+
+    /// [`Limits::reserve`] for `count` calls of one company and caller ID in one round
+    /// trip: turns booked in order, each one interval after the last; once a turn would be
+    /// more than `max_wait` away, that call and every later one get `Wait` (nothing booked
+    /// for them). One answer per call.
+    pub async fn reserve_many(
+        &self,
+        company: &CompanyRef,
+        caller_id: &PhoneNumber,
+        limits: &CallLimits,
+        max_wait: std::time::Duration,
+        count: usize,
+    ) -> Result<Vec<Reservation>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let mut invocation = RESERVE.key(self.keys.slow_down(company));
         invocation
             .arg(self.now_ms())
@@ -120,19 +141,26 @@ impl Limits {
                 .arg(rate.interval_us())
                 .arg(rate.tolerance_us());
         }
+        invocation.arg(count);
         let reply: Vec<i64> = invocation.invoke_async(&mut self.conn.clone()).await?;
-        match reply.as_slice() {
-            [0, at] => Ok(Reservation::Booked { at: instant(*at) }),
-            [1, until] => Ok(Reservation::Wait {
-                until: instant(*until),
-                reason: Throttle::SlowedDown,
-            }),
-            [2, until] => Ok(Reservation::Wait {
-                until: instant(*until),
-                reason: Throttle::Rate,
-            }),
-            _ => Err(Error::ScriptReply("reserve")),
+        if reply.len() != 2 * count {
+            return Err(Error::ScriptReply("reserve"));
         }
+        reply
+            .chunks(2)
+            .map(|pair| match pair {
+                [0, at] => Ok(Reservation::Booked { at: instant(*at) }),
+                [1, until] => Ok(Reservation::Wait {
+                    until: instant(*until),
+                    reason: Throttle::SlowedDown,
+                }),
+                [2, until] => Ok(Reservation::Wait {
+                    until: instant(*until),
+                    reason: Throttle::Rate,
+                }),
+                _ => Err(Error::ScriptReply("reserve")),
+            })
+            .collect()
     }
 
     /// Holds every call of `company`, in every process, until `until` (a provider 429 with

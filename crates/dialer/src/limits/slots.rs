@@ -48,23 +48,46 @@ impl Limits {
         holder: &IdempotencyKey,
         lease: Duration,
     ) -> Result<SlotGrant> {
-        let reply: Vec<i64> = ACQUIRE
-            .key(self.keys.live_calls(company))
-            .arg(self.now_ms())
-            .arg(cap)
-            .arg(holder.as_str())
-            .arg(lease_ms(lease))
-            .invoke_async(&mut self.conn.clone())
+        let mut r = self
+            .acquire_slots(company, cap, std::slice::from_ref(holder), lease)
             .await?;
-        match reply.as_slice() {
-            [1, live] => Ok(SlotGrant::Acquired {
-                live: u32::try_from(*live).unwrap_or(u32::MAX),
-            }),
-            [0, expiry] => Ok(SlotGrant::Full {
-                next_expiry: instant(*expiry),
-            }),
-            _ => Err(Error::ScriptReply("slot_acquire")),
+        r.pop().ok_or(Error::ScriptReply("slot_acquire"))
+    }
+
+    /// [`Limits::acquire_slot`] for several holders of one company in one round trip,
+    /// served in order: once the cap is reached, the later holders get `Full`. One answer
+    /// per holder.
+    pub async fn acquire_slots(
+        &self,
+        company: &CompanyRef,
+        cap: u32,
+        holders: &[IdempotencyKey],
+        lease: Duration,
+    ) -> Result<Vec<SlotGrant>> {
+        if holders.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut invocation = ACQUIRE.key(self.keys.live_calls(company));
+        invocation.arg(self.now_ms()).arg(cap).arg(lease_ms(lease));
+        for holder in holders {
+            invocation.arg(holder.as_str());
+        }
+        let reply: Vec<i64> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        if reply.len() != 2 * holders.len() {
+            return Err(Error::ScriptReply("slot_acquire"));
+        }
+        reply
+            .chunks(2)
+            .map(|pair| match pair {
+                [1, live] => Ok(SlotGrant::Acquired {
+                    live: u32::try_from(*live).unwrap_or(u32::MAX),
+                }),
+                [0, expiry] => Ok(SlotGrant::Full {
+                    next_expiry: instant(*expiry),
+                }),
+                _ => Err(Error::ScriptReply("slot_acquire")),
+            })
+            .collect()
     }
 
     /// Extends `holder`'s lease to `lease` from now. `false`: the lease was lost (it expired
@@ -99,6 +122,28 @@ impl Limits {
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(released == 1)
+    }
+
+    /// [`Limits::release_slot`] for many holders (of any companies) in one round trip: one
+    /// answer per holder.
+    pub async fn release_slots(
+        &self,
+        holders: &[(CompanyRef, IdempotencyKey)],
+    ) -> Result<Vec<bool>> {
+        if holders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (company, holder) in holders {
+            pipe.cmd("ZREM")
+                .arg(self.keys.live_calls(company))
+                .arg(holder.as_str());
+        }
+        let released: Vec<i64> = pipe.query_async(&mut self.conn.clone()).await?;
+        if released.len() != holders.len() {
+            return Err(Error::ScriptReply("slot_release"));
+        }
+        Ok(released.into_iter().map(|r| r == 1).collect())
     }
 
     /// Live calls of `company` now (unexpired leases).
