@@ -51,7 +51,8 @@ for i = 2, #KEYS do
   end
   tats[i] = tat
 end
-for _ = 1, count do
+-- The earliest turn that conforms to every limit (and is not before now).
+local function next_turn()
   local turn = now
   for i = 2, #KEYS do
     local t = tats[i] - tonumber(ARGV[2 * i])
@@ -59,6 +60,11 @@ for _ = 1, count do
       turn = t
     end
   end
+  return turn
+end
+
+for _ = 1, count do
+  local turn = next_turn()
   if turn - now > max_wait then
     break
   end
@@ -78,13 +84,6 @@ if #out > 0 then
   end
 end
 if #out < 2 * count then
-  local turn = now
-  for i = 2, #KEYS do
-    local t = tats[i] - tonumber(ARGV[2 * i])
-    if t > turn then
-      turn = t
-    end
-  end
-  return repeat_rest(2, math.ceil((turn - max_wait) / 1000))
+  return repeat_rest(2, math.ceil((next_turn() - max_wait) / 1000))
 end
 return out

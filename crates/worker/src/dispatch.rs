@@ -143,62 +143,46 @@ const MAX_STEPS: usize = 256;
 
 impl Steps {
     fn start(d: &Dispatcher) -> Steps {
-        let (queue, clock) = (d.queue.clone(), Arc::clone(&d.clock));
-        let mark = Coalesce::start(
-            2,
-            MAX_STEPS,
-            Arc::new(move |jobs: Vec<(JobRef, u64)>| {
-                let (queue, now) = (queue.clone(), clock.now());
-                Box::pin(async move { Ok(queue.mark_dialing_many(&jobs, now).await?) })
+        /// A coalesced step sending its groups with `send(state, group)`.
+        fn step<S, I, O, F, G>(state: S, send: G) -> Coalesce<I, O>
+        where
+            S: Clone + Send + Sync + 'static,
+            I: Send + 'static,
+            O: Send + 'static,
+            F: std::future::Future<Output = Result<Vec<O>>> + Send + 'static,
+            G: Fn(S, Vec<I>) -> F + Send + Sync + 'static,
+        {
+            Coalesce::start(
+                2,
+                MAX_STEPS,
+                Arc::new(move |group| Box::pin(send(state.clone(), group))),
+            )
+        }
+        Steps {
+            mark: step(
+                (d.queue.clone(), Arc::clone(&d.clock)),
+                |(queue, clock), jobs| async move {
+                    Ok(queue.mark_dialing_many(&jobs, clock.now()).await?)
+                },
+            ),
+            acquire: step(d.limits.clone(), |limits, asks| async move {
+                acquire_slots(&limits, &asks).await
             }),
-        );
-        let limits = d.limits.clone();
-        let acquire = Coalesce::start(
-            2,
-            MAX_STEPS,
-            Arc::new(move |items: Vec<SlotAsk>| {
-                let limits = limits.clone();
-                Box::pin(async move { acquire_slots(&limits, &items).await })
+            release: step(d.limits.clone(), |limits, holders| async move {
+                Ok(limits.release_slots(&holders).await?)
             }),
-        );
-        let limits = d.limits.clone();
-        let release = Coalesce::start(
-            2,
-            MAX_STEPS,
-            Arc::new(move |holders: Vec<(CompanyRef, IdempotencyKey)>| {
-                let limits = limits.clone();
-                Box::pin(async move { Ok(limits.release_slots(&holders).await?) })
+            ack: step(d.queue.clone(), |queue, jobs| async move {
+                Ok(queue.ack_many(&jobs).await?)
             }),
-        );
-        let queue = d.queue.clone();
-        let ack = Coalesce::start(
-            2,
-            MAX_STEPS,
-            Arc::new(move |jobs: Vec<(JobRef, u64)>| {
-                let queue = queue.clone();
-                Box::pin(async move { Ok(queue.ack_many(&jobs).await?) })
-            }),
-        );
-        let queue = d.queue.clone();
-        let enqueue = Coalesce::start(
-            2,
-            MAX_STEPS,
-            Arc::new(move |groups: Vec<Vec<NewJob>>| {
-                let queue = queue.clone();
-                Box::pin(async move {
+            enqueue: step(
+                d.queue.clone(),
+                |queue, groups: Vec<Vec<NewJob>>| async move {
                     let n = groups.len();
                     let jobs: Vec<NewJob> = groups.into_iter().flatten().collect();
                     queue.enqueue_many(&jobs).await?;
                     Ok(vec![(); n])
-                })
-            }),
-        );
-        Steps {
-            mark,
-            acquire,
-            release,
-            ack,
-            enqueue,
+                },
+            ),
         }
     }
 
