@@ -664,17 +664,7 @@ impl Dispatcher {
                     flags: vec![],
                     ended_at: now,
                 };
-                finish_with(
-                    self,
-                    Some(steps),
-                    call,
-                    Some(call.token),
-                    call.attempt,
-                    &ended,
-                )
-                .await?;
-                steps.ack(job).await?;
-                Ok(())
+                self.end(call, job, &ended, steps).await
             }
             Err(e) => {
                 // Still unknown: the lease runs out and recovery asks the provider.
@@ -728,13 +718,18 @@ impl Dispatcher {
             }
         }
         let ended = Ended::from_provider(&provider, self.clock.now());
+        self.end(call, job, &ended, steps).await
+    }
+
+    /// Records how the claimed `call` ended (with its follow-ups) and acks its job.
+    async fn end(&self, call: &ClaimedCall, job: &Job, ended: &Ended, steps: &Steps) -> Result<()> {
         finish_with(
             self,
             Some(steps),
             call,
             Some(call.token),
             call.attempt,
-            &ended,
+            ended,
         )
         .await?;
         steps.ack(job).await?;
