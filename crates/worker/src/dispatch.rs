@@ -1,16 +1,19 @@
 //! The dispatch loop: due jobs from the queue, rate limited, claimed in Postgres,
 //! re-checked, dialed once.
 //!
-//! Per batch: [`Queue::claim`] hands out due jobs with leases, and each job runs as its
-//! own task. First its company's calls-per-second limit, shared by every process
-//! ([`Limits::reserve`]: a turn within two seconds, waited for in process; else the job is
-//! deferred in the queue and the company's partition throttled, Redis only); then [`Store::claim_calls`] moves the row,
+//! Per batch: [`Queue::claim`] hands out due jobs with leases; each company's jobs of the
+//! batch book their turns under the company's calls-per-second limit, shared by every
+//! process, in one [`Limits::reserve_many`] (a turn within two seconds, waited for in
+//! process; else the job is deferred in the queue and the company's partition throttled,
+//! Redis only). Then each job runs as its own task: [`Store::claim_calls`] moves the row,
 //! if still due and pending, to `dialing` under a Postgres lease with a fencing token (a
 //! duplicate delivery or a second worker gets nothing; a job not claimed there is acked
 //! away, and the reconciler restores any row still pending); then the fire-time check
 //! ([`crate::fire`]), the live-call slot, the dial intent in Postgres (then in the queue),
 //! the place request under the idempotency key `"{call}:{attempt}"`, and the result
-//! ([`crate::finish`]).
+//! ([`crate::finish`]). The per-call Redis steps (dial mark, slot taken and released, ack,
+//! follow-ups enqueued) are coalesced across the process's concurrent calls ([`Steps`],
+//! [`crate::coalesce`]); Postgres writes are grouped the same way inside the store.
 //!
 //! Failures are transient: a failed batch (Redis, or Postgres when the batch's companies
 //! are read) makes the loop back off exponentially (100 ms doubling to 5 s, logged at
@@ -340,17 +343,19 @@ impl Dispatcher {
                     companies.insert(part.to_owned(), Arc::new(c));
                 }
                 Err(e) => {
-                    // Give the batch back at once rather than leave it leased.
-                    let until = now + chrono::Duration::seconds(1);
-                    for job in &jobs {
-                        let _ = self.queue.defer(&job.job, job.token, until).await;
-                    }
+                    self.give_back(&jobs, now).await;
                     return Err(e);
                 }
             }
         }
         let count = jobs.len();
-        let mut turns = self.reserve_turns(&jobs, &companies).await?.into_iter();
+        let mut turns = match self.reserve_turns(&jobs, &companies).await {
+            Ok(turns) => turns.into_iter(),
+            Err(e) => {
+                self.give_back(&jobs, now).await;
+                return Err(e);
+            }
+        };
         for job in jobs {
             let turn = turns.next().flatten();
             let (Some(company), Some(turn)) =
@@ -378,6 +383,15 @@ impl Dispatcher {
             });
         }
         Ok(count)
+    }
+
+    /// Gives a batch back to the queue (due in a second) rather than leave it leased until
+    /// the leases run out; best effort (Redis may be what failed).
+    async fn give_back(&self, jobs: &[Job], now: DateTime<Utc>) {
+        let until = now + chrono::Duration::seconds(1);
+        for job in jobs {
+            let _ = self.queue.defer(&job.job, job.token, until).await;
+        }
     }
 
     /// The turns of a batch's jobs under their companies' rates: one booking per company
