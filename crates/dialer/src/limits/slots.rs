@@ -14,8 +14,6 @@ static ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/slot_acquire.lua")));
 static RENEW: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/slot_renew.lua")));
-static RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/slot_release.lua")));
 
 /// The answer of [`Limits::acquire_slot`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,16 +114,14 @@ impl Limits {
         company: &CompanyRef,
         holder: &IdempotencyKey,
     ) -> Result<bool> {
-        let released: i64 = RELEASE
-            .key(self.keys.live_calls(company))
-            .arg(holder.as_str())
-            .invoke_async(&mut self.conn.clone())
+        let released = self
+            .release_slots(&[(company.clone(), holder.clone())])
             .await?;
-        Ok(released == 1)
+        Ok(released.first().copied().unwrap_or(false))
     }
 
-    /// [`Limits::release_slot`] for many holders (of any companies) in one round trip: one
-    /// answer per holder.
+    /// [`Limits::release_slot`] for many holders (of any companies) in one round trip (a
+    /// pipeline of `ZREM`; no script needed): one answer per holder.
     pub async fn release_slots(
         &self,
         holders: &[(CompanyRef, IdempotencyKey)],
