@@ -14,7 +14,7 @@
 //! attempt row writes nothing and the group goes on; any other failure sends every result
 //! of the group through a transaction of its own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -115,6 +115,8 @@ async fn in_transaction(pool: &PgPool, items: &[&ResultItem]) -> Result<Vec<Resu
 struct Locked {
     /// The call was still `dialing` (the place request answered with an ended call).
     from_dialing: bool,
+    /// The flags its earlier attempts reported.
+    flags: Vec<String>,
 }
 
 /// The written part of one result: the call's row after the update.
@@ -141,8 +143,8 @@ async fn results_in(tx: &mut PgConnection, items: &[&ResultItem]) -> Result<Vec<
     // 1. Lock the calls still held by the result's token, in id order.
     let tokens: Vec<Option<i64>> = items.iter().map(|i| i.token.map(|t| t.0)).collect();
     let ids: Vec<Uuid> = items.iter().map(|i| *i.call.as_uuid()).collect();
-    let held: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT sc.id, sc.status FROM scheduled_calls sc
+    let held: Vec<(Uuid, String, Vec<String>)> = sqlx::query_as(
+        "SELECT sc.id, sc.status, sc.flags FROM scheduled_calls sc
          JOIN unnest($1::uuid[], $2::bigint[]) AS r(id, token) ON sc.id = r.id
          WHERE r.token IS NULL OR sc.lease_token = r.token
          ORDER BY sc.id FOR UPDATE OF sc",
@@ -152,20 +154,27 @@ async fn results_in(tx: &mut PgConnection, items: &[&ResultItem]) -> Result<Vec<
     .fetch_all(&mut *tx)
     .await?;
     let mut locked: HashMap<Uuid, Locked> = HashMap::new();
-    for (id, status) in held {
+    for (id, status, flags) in held {
         let status = CallStatus::from_str(&status).map_err(|_| corrupt("status"))?;
         let from_dialing = match status {
             CallStatus::Dialing => true,
             CallStatus::InProgress => false,
             _ => continue,
         };
-        locked.insert(id, Locked { from_dialing });
+        locked.insert(
+            id,
+            Locked {
+                from_dialing,
+                flags,
+            },
+        );
     }
     // 2. The attempts and the calls, in one statement.
     let updated = update_ended(&mut *tx, items, &locked).await?;
     // 3. Each result's follow-ups, its trail entries, its webhook event.
     let mut out = Vec::with_capacity(items.len());
     let mut trail: Vec<(CallId, TrailEntry)> = Vec::new();
+    let mut retries: Vec<NewCall> = Vec::new();
     for item in items {
         let id = *item.call.as_uuid();
         let (Some(lock), Some(row)) = (locked.get(&id), updated.get(&id)) else {
@@ -193,24 +202,46 @@ async fn results_in(tx: &mut PgConnection, items: &[&ResultItem]) -> Result<Vec<
             outcome: item.outcome,
         };
         trail.push((item.call, entry(item.now, ended, end, row.due_at, vec![])));
-        let mut applied = Applied {
+        let applied = Applied {
             call: row.attempt,
             ..Applied::default()
         };
+        out.push(Ok(applied));
+        let at = out.len() - 1;
         for follow_up in &item.follow_ups {
+            if let FollowUp::Schedule { due_at, reasons } = follow_up {
+                let reasons = serde_json::to_string(reasons).map_err(|_| corrupt("reasons"))?;
+                let call = CallId::from_uuid(Uuid::new_v4());
+                let new = NewCall {
+                    at,
+                    call,
+                    company: row.company,
+                    customer: row.customer.clone(),
+                    schedule: row.schedule,
+                    due_at: *due_at,
+                    reasons,
+                    now: item.now,
+                };
+                retries.push(new);
+                continue;
+            }
+            // What comes before another follow-up is written before it, as if in turn.
+            add_calls(&mut *tx, &mut retries, &mut out).await?;
+            let Some(Ok(applied)) = out.get_mut(at) else {
+                continue;
+            };
             apply(
                 &mut *tx,
                 row.company,
                 &row.customer,
-                row.schedule,
                 follow_up,
                 item.now,
-                &mut applied,
+                applied,
             )
             .await?;
         }
-        out.push(Ok(applied));
     }
+    add_calls(&mut *tx, &mut retries, &mut out).await?;
     let refs: Vec<(CallId, &TrailEntry)> = trail.iter().map(|(id, e)| (*id, e)).collect();
     append_trail(&mut *tx, &refs).await?;
     let written = outbox(&mut *tx, items, &updated).await?;
@@ -234,11 +265,11 @@ async fn update_ended(
 ) -> Result<HashMap<Uuid, Updated>> {
     let (mut calls, mut attempts, mut statuses, mut outcomes) = (vec![], vec![], vec![], vec![]);
     let (mut refs, mut transcripts, mut recordings) = (vec![], vec![], vec![]);
-    let (mut flags, mut ended, mut nows) = (vec![], vec![], vec![]);
+    let (mut flags, mut all_flags, mut ended, mut nows) = (vec![], vec![], vec![], vec![]);
     for item in items {
-        if !locked.contains_key(item.call.as_uuid()) {
+        let Some(lock) = locked.get(item.call.as_uuid()) else {
             continue;
-        }
+        };
         calls.push(*item.call.as_uuid());
         attempts.push(i32::try_from(item.attempt.get()).map_err(|_| corrupt("attempts"))?);
         statuses.push(item.outcome.status().as_str());
@@ -246,8 +277,17 @@ async fn update_ended(
         refs.push(item.provider_ref.as_deref());
         transcripts.push(item.transcript.as_deref());
         recordings.push(item.recording_url.as_deref());
+        // The attempt's flags as reported; the call's, every attempt's so far (a set, in
+        // order). Both go as array literals: one cast per row instead of a subquery each.
         let names: Vec<&str> = item.flags.iter().map(Flag::as_str).collect();
-        flags.push(serde_json::to_string(&names).map_err(|_| corrupt("flags"))?);
+        let all: BTreeSet<&str> = lock
+            .flags
+            .iter()
+            .map(String::as_str)
+            .chain(names.iter().copied())
+            .collect();
+        flags.push(text_array(names));
+        all_flags.push(text_array(all));
         ended.push(item.ended_at);
         nows.push(item.now);
     }
@@ -255,28 +295,24 @@ async fn update_ended(
         return Ok(HashMap::new());
     }
     let rows: Vec<UpdatedRow> = sqlx::query_as(
-        "WITH r AS (
-             SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
-                                  $6::text[], $7::text[], $8::text[], $9::timestamptz[],
-                                  $10::timestamptz[])
-                 AS r(call, attempt, status, outcome, provider_ref, transcript, recording_url,
-                      flags, ended_at, now)
-         ),
-         attempt AS (
+        "WITH attempt AS (
              UPDATE call_attempts a SET status = r.status, outcome = r.outcome,
                  provider_ref = COALESCE(r.provider_ref, a.provider_ref),
                  transcript = r.transcript, recording_url = r.recording_url,
-                 flags = ARRAY(SELECT jsonb_array_elements_text(r.flags::jsonb)),
-                 ended_at = r.ended_at
-             FROM r
+                 flags = r.flags::text[], ended_at = r.ended_at
+             FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
+                         $11::timestamptz[])
+                 AS r(call, attempt, status, outcome, provider_ref, transcript, recording_url,
+                      flags, all_flags, ended_at, now)
              WHERE a.scheduled_call_id = r.call AND a.attempt = r.attempt
-             RETURNING a.id, a.scheduled_call_id, a.started_at, a.flags
+             RETURNING a.id, a.scheduled_call_id, a.started_at, r.status, r.attempt,
+                       r.all_flags, r.now
          )
-         UPDATE scheduled_calls sc SET status = r.status, attempts = r.attempt,
-             flags = ARRAY(SELECT DISTINCT f FROM unnest(sc.flags || attempt.flags) AS f
-                           ORDER BY f),
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = r.now
-         FROM attempt JOIN r ON r.call = attempt.scheduled_call_id
+         UPDATE scheduled_calls sc SET status = attempt.status, attempts = attempt.attempt,
+             flags = attempt.all_flags::text[], lease_owner = NULL, lease_expires_at = NULL,
+             updated_at = attempt.now
+         FROM attempt
          WHERE sc.id = attempt.scheduled_call_id
          RETURNING attempt.id, sc.id, sc.company_id, sc.customer_id, sc.due_at, sc.schedule_id,
                    attempt.started_at",
@@ -289,6 +325,7 @@ async fn update_ended(
     .bind(&transcripts)
     .bind(&recordings)
     .bind(&flags)
+    .bind(&all_flags)
     .bind(&ended)
     .bind(&nows)
     .fetch_all(&mut *tx)
@@ -309,6 +346,27 @@ async fn update_ended(
             },
         )
         .collect())
+}
+
+/// `items` as a Postgres array literal (`{"A","B"}`): each element quoted, `"` and `\` escaped,
+/// so any text survives the `::text[]` cast.
+fn text_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 /// Writes the `call.completed` webhook events of the written results whose company has a
@@ -400,12 +458,11 @@ async fn outbox(
         .collect())
 }
 
-/// Applies one follow-up inside the result's transaction.
+/// Applies one follow-up inside the result's transaction (a planned call: `add_calls`).
 async fn apply(
     conn: &mut PgConnection,
     company: CompanyId,
     customer: &str,
-    schedule: Uuid,
     follow_up: &FollowUp,
     now: DateTime<Utc>,
     applied: &mut Applied,
@@ -462,29 +519,73 @@ async fn apply(
                 applied.deferred.push((*call, *due_at));
             }
         }
-        FollowUp::Schedule { due_at, reasons } => {
-            // Its "planned" trail entry lives on the row (migration 0009).
-            let id = CallId::from_uuid(Uuid::new_v4());
-            let json = serde_json::to_string(reasons).map_err(|_| corrupt("reasons"))?;
-            let added = sqlx::query(
-                "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
-                     due_at, slot_at, reasons, planned_due_at, planned_reasons, created_at,
-                     updated_at)
-                 SELECT $1, $2, $3, s.id, 'scheduled', $5, $5, $6::jsonb, $5, $6::jsonb, $7, $7
-                 FROM schedules s WHERE s.id = $4 AND s.active",
-            )
-            .bind(*id.as_uuid())
-            .bind(company.as_uuid())
-            .bind(customer)
-            .bind(schedule)
-            .bind(due_at)
-            .bind(json)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            if added.rows_affected() == 1 {
-                applied.created.push((id, *due_at));
-            }
+        // Written in sets by `add_calls`.
+        FollowUp::Schedule { .. } => {}
+    }
+    Ok(())
+}
+
+/// A call a result's follow-up plans (a retry), waiting to be written with the others.
+struct NewCall {
+    /// The result's place in the group's answers.
+    at: usize,
+    call: CallId,
+    company: CompanyId,
+    customer: String,
+    schedule: Uuid,
+    due_at: DateTime<Utc>,
+    /// The reasons behind its due time, as JSON.
+    reasons: String,
+    now: DateTime<Utc>,
+}
+
+/// Writes the planned calls of `calls` (emptied) in one statement, each only if its
+/// schedule is still active, and adds those written to their results' answers. Its
+/// "planned" trail entry lives on the row (migration 0009).
+async fn add_calls(
+    conn: &mut PgConnection,
+    calls: &mut Vec<NewCall>,
+    out: &mut [Result<Applied>],
+) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let (mut ids, mut companies, mut customers, mut schedules) = (vec![], vec![], vec![], vec![]);
+    let (mut dues, mut reasons, mut nows) = (vec![], vec![], vec![]);
+    for c in calls.iter() {
+        ids.push(*c.call.as_uuid());
+        companies.push(c.company.as_uuid());
+        customers.push(c.customer.as_str());
+        schedules.push(c.schedule);
+        dues.push(c.due_at);
+        reasons.push(c.reasons.as_str());
+        nows.push(c.now);
+    }
+    let added: Vec<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status, due_at,
+             slot_at, reasons, planned_due_at, planned_reasons, created_at, updated_at)
+         SELECT n.id, n.company, n.customer, s.id, 'scheduled', n.due, n.due, n.reasons::jsonb,
+             n.due, n.reasons::jsonb, n.now, n.now
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[],
+                     $6::text[], $7::timestamptz[])
+             WITH ORDINALITY AS n(id, company, customer, schedule, due, reasons, now, i)
+         JOIN schedules s ON s.id = n.schedule AND s.active
+         ORDER BY n.i
+         RETURNING id",
+    )
+    .bind(&ids)
+    .bind(&companies)
+    .bind(&customers)
+    .bind(&schedules)
+    .bind(&dues)
+    .bind(&reasons)
+    .bind(&nows)
+    .fetch_all(&mut *conn)
+    .await?;
+    let added: HashSet<Uuid> = added.into_iter().map(|(id,)| id).collect();
+    for c in calls.drain(..) {
+        if let (true, Some(Ok(applied))) = (added.contains(c.call.as_uuid()), out.get_mut(c.at)) {
+            applied.created.push((c.call, c.due_at));
         }
     }
     Ok(())

@@ -248,7 +248,9 @@ async fn a_dnc_result_is_stored_with_its_follow_ups_and_webhook_event_at_once(po
         .mark_dialed(c.id, c.token, Some("sim-1"), t)
         .await
         .expect("dialed");
-    let flags = [Flag::Connect, Flag::Dnc];
+    // An unknown flag is stored verbatim, whatever its characters.
+    let odd = Flag::Other(r#"odd, "quoted" \ {flag}"#.to_owned());
+    let flags = [Flag::Connect, Flag::Dnc, odd];
     let applied = store
         .record_result(
             c.id,
@@ -297,6 +299,7 @@ async fn a_dnc_result_is_stored_with_its_follow_ups_and_webhook_event_at_once(po
         Some("Customer: stop calling me.")
     );
     assert_eq!(placed.status, CallStatus::Completed);
+    assert_eq!(placed.post_processing_flags, flags.to_vec());
     // A repeat of the same result (a duplicate provider event) changes nothing.
     assert!(matches!(
         store
@@ -327,7 +330,7 @@ async fn a_dnc_result_is_stored_with_its_follow_ups_and_webhook_event_at_once(po
     assert_eq!(payload["customerId"], "c1");
     assert_eq!(
         payload["postProcessingFlags"],
-        serde_json::json!(["CONNECT", "DNC"])
+        serde_json::json!(["CONNECT", "DNC", r#"odd, "quoted" \ {flag}"#])
     );
     assert_eq!(payload["recording_url"], "https://rec.example/1.mp3");
     assert_eq!(payload["scheduledCallId"], c.id.to_string());
@@ -429,6 +432,89 @@ async fn results_written_together_each_get_their_own_answer(pool: PgPool) {
             (Event::Planned, due)
         );
     }
+}
+
+/// A retry planned by one result and a DNC reported by another for the same customer, at
+/// once (in one group or not, in either order): the customer is left with no pending call —
+/// the retry is cancelled with the rest, or never planned on the ended schedule.
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn a_dnc_beside_a_retry_of_the_same_customer_leaves_nothing_pending(pool: PgPool) {
+    let store = Store::new(pool);
+    let (acme, ids) = setup(&store, 6).await;
+    let t = later() + Duration::days(1);
+    let claimed = claim(&store, &ids[..2], "w1", t).await;
+    assert_eq!(claimed.len(), 2);
+    for c in &claimed {
+        store
+            .record_dial_intents(acme, &[intent(c)], t)
+            .await
+            .expect("intent");
+    }
+    let (retry, dnc) = (claimed[0].clone(), claimed[1].clone());
+    let no_answer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let follow_up = FollowUp::Schedule {
+                due_at: t + Duration::days(1),
+                reasons: vec![],
+            };
+            let result = CallResult {
+                flags: &[Flag::NoAnswer],
+                ..busy(t)
+            };
+            store
+                .record_result(
+                    retry.id,
+                    Some(retry.token),
+                    retry.attempt,
+                    &result,
+                    &[follow_up],
+                    t,
+                )
+                .await
+        })
+    };
+    let stop = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let result = CallResult {
+                outcome: AttemptOutcome::Completed,
+                flags: &[Flag::Dnc],
+                ..busy(t)
+            };
+            let follow_ups = [
+                FollowUp::SetDoNotCall,
+                FollowUp::CancelPending {
+                    reason: CancelReason::Flag,
+                    end_schedule: true,
+                },
+            ];
+            store
+                .record_result(
+                    dnc.id,
+                    Some(dnc.token),
+                    dnc.attempt,
+                    &result,
+                    &follow_ups,
+                    t,
+                )
+                .await
+        })
+    };
+    let planned = no_answer.await.expect("writer").expect("no answer written");
+    let stopped = stop.await.expect("writer").expect("dnc written");
+    for (call, _) in &planned.created {
+        assert_eq!(status(&store, acme, *call).await, CallStatus::Cancelled);
+    }
+    assert!(stopped.cancelled.len() >= 4, "{stopped:?}");
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM scheduled_calls WHERE company_id = $1 AND status = 'scheduled'",
+    )
+    .bind(acme.as_uuid())
+    .fetch_one(store.pool())
+    .await
+    .expect("count");
+    assert_eq!(pending, 0);
 }
 
 /// A worker that delivers webhooks itself gets each result's event back to send at once;
