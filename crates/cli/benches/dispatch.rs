@@ -40,7 +40,9 @@
 //! `outdial` binary), `OUTDIAL_BENCH_WORKER_ENV` (`K=V,K=V` added to each worker's
 //! environment), `OUTDIAL_BENCH_GOAL` (calls/s, default 2,000), `OUTDIAL_BENCH_PG_SAMPLE`
 //! (`true`: sample `pg_stat_activity` every 5 ms during each run and print the statements
-//! Postgres was busy with, a profile without `pg_stat_statements`).
+//! Postgres was busy with, a profile without `pg_stat_statements`), `OUTDIAL_BENCH_SQL`
+//! (statements run on each scratch database after its migrations, before seeding: an A/B
+//! of a storage setting, `ALTER TABLE … SET (fillfactor = 100)` say, with one binary).
 //!
 //! Load stays on 127.0.0.1, every phase is bounded in time. `cargo test` neither builds
 //! nor runs this.
@@ -97,6 +99,8 @@ struct Config {
     worker_env: Vec<(String, String)>,
     goal: f64,
     sample: bool,
+    /// Run on each scratch database after its migrations.
+    sql: String,
     tolerance_ms: i64,
     redis: String,
     /// The cluster's `autovacuum` setting: when `off`, each run stands in for autoanalyze.
@@ -131,6 +135,7 @@ impl Config {
                 .collect(),
             goal: env_or("OUTDIAL_BENCH_GOAL", 2_000.0),
             sample: env_or("OUTDIAL_BENCH_PG_SAMPLE", false),
+            sql: std::env::var("OUTDIAL_BENCH_SQL").unwrap_or_default(),
             tolerance_ms: env_or("OUTDIAL_BENCH_ORDER_TOLERANCE_MS", 1_000),
             redis: std::env::var("OUTDIAL_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
@@ -191,6 +196,9 @@ async fn measured_run(
     let db = ScratchDb::new("dispatch");
     let store = Store::connect_with(&db.url, 8).await?;
     store.migrate().await?;
+    if !c.sql.is_empty() {
+        sqlx::raw_sql(&c.sql).execute(store.pool()).await?;
+    }
     let namespace = format!("bench:dispatch{}:{label}", std::process::id());
     let queue = Queue::open(&c.redis, &namespace, QueueConfig::default())?;
     let seeded_at = std::time::Instant::now();
