@@ -156,6 +156,28 @@ impl PhoneNumber {
         Ok(number)
     }
 
+    /// A number read back from storage, where only [`PhoneNumber::parse`]'s output is
+    /// written: its shape is checked and its country code looked up, without `parse`'s
+    /// validation against the numbering plan (a regex match per number, the bulk of reading
+    /// a customer). Country calling codes are prefix-free, so the first known one wins.
+    pub fn from_stored(s: &str) -> Result<PhoneNumber, InvalidPhone> {
+        let digits = s.strip_prefix('+').ok_or(InvalidPhone::NotE164)?;
+        let shape_ok = (2..=MAX_DIGITS).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if !shape_ok {
+            return Err(InvalidPhone::NotE164);
+        }
+        let country_code = (1..=3.min(digits.len() - 1))
+            .filter_map(|n| digits[..n].parse::<u16>().ok())
+            .find(|code| phonenumber::metadata::DATABASE.by_code(code).is_some())
+            .ok_or(InvalidPhone::UnknownCountryCode)?;
+        Ok(PhoneNumber {
+            e164: s.to_owned(),
+            country_code,
+        })
+    }
+
     /// The full E.164 string (`+14155552671`). Do not log it; use `Display` instead.
     pub fn as_e164(&self) -> &str {
         &self.e164
@@ -426,6 +448,39 @@ impl fmt::Debug for Birthday {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_number_reads_back_as_it_was_parsed() {
+        // One per country-code length (1, 2, 3 digits) and a non-geographic code.
+        let numbers = [
+            "+14155552671",
+            "+15551234567",
+            "+442071838750",
+            "+390236618300",
+            "+35312345678",
+            "+97143012345",
+            "+8613812345678",
+            "+80012345678",
+        ];
+        for n in numbers {
+            let parsed = PhoneNumber::parse(n).unwrap_or_else(|e| panic!("{n}: {e}"));
+            let stored = PhoneNumber::from_stored(parsed.as_e164()).expect(n);
+            assert_eq!(stored, parsed, "{n}");
+            assert_eq!(stored.country_code(), parsed.country_code(), "{n}");
+        }
+        assert_eq!(
+            PhoneNumber::from_stored("4155552671"),
+            Err(InvalidPhone::NotE164)
+        );
+        assert_eq!(
+            PhoneNumber::from_stored("+0155552671"),
+            Err(InvalidPhone::NotE164)
+        );
+        assert_eq!(
+            PhoneNumber::from_stored("+999123456"),
+            Err(InvalidPhone::UnknownCountryCode)
+        );
+    }
 
     #[test]
     fn us_number_parses_with_country_and_area_code() {

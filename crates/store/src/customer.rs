@@ -186,7 +186,7 @@ impl TryFrom<CustomerRow> for Customer {
                 r.ssn_last_four.as_deref().map(SsnLastFour::new).transpose(),
             )?,
             timezone: col("timezone", Tz::from_str(&r.timezone))?,
-            phone: col("phone", PhoneNumber::parse(&r.phone))?,
+            phone: col("phone", PhoneNumber::from_stored(&r.phone))?,
             street_address1: r.street_address1,
             street_address2: r.street_address2,
             city: r.city,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use outdial_dialer::ProviderCall;
 use outdial_domain::follow_up::{Context, follow_ups};
 use outdial_domain::policy::Contact;
-use outdial_domain::schedule::Cadence;
+use outdial_domain::schedule::RetrySpacing;
 use outdial_domain::{AttemptNo, AttemptOutcome, Flag};
 use outdial_queue::NewJob;
 use outdial_store::{Applied, CallResult, ClaimedCall, LeaseToken};
@@ -75,7 +75,9 @@ pub(crate) async fn finish_with(
 ) -> Result<Applied> {
     let now = d.clock.now();
     let context = &call.context;
-    let cadence = Cadence::parse(&context.cadence)?;
+    // The retry rule only: the cadence's cron expressions were checked when the schedule
+    // was made and plan nothing here.
+    let retry = RetrySpacing::of(&context.cadence)?;
     // The history read with the claim holds the customer's other attempts; this one is
     // added as it ended, at `now` (its end, not its start: a quiet period counted from it
     // ends no earlier than one counted from the start).
@@ -101,8 +103,8 @@ pub(crate) async fn finish_with(
             subject,
             history: &history,
             schedule_type: call.schedule_type,
-            retry: cadence.retry,
-            max_attempts: cadence.max_attempts,
+            retry,
+            max_attempts: context.cadence.max_attempts,
             attempts_used: used,
             pending: &context.pending,
         },

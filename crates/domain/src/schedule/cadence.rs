@@ -81,6 +81,18 @@ pub struct RetrySpacing {
     pub voicemail: Duration,
 }
 
+impl RetrySpacing {
+    /// The retry spacing of a definition, parsed without the rest of it (the worker needs
+    /// only this and `max_attempts` when a call ends; [`Cadence::parse`] checks it too).
+    pub fn of(def: &CadenceDef) -> Result<Self, CadenceError> {
+        Ok(RetrySpacing {
+            no_answer: duration("retry.noAnswer", &def.retry.no_answer)?,
+            busy: duration("retry.busy", &def.retry.busy)?,
+            voicemail: duration("retry.voicemail", &def.retry.voicemail)?,
+        })
+    }
+}
+
 /// A validated cadence.
 #[derive(Debug, Clone)]
 pub struct Cadence {
@@ -146,11 +158,7 @@ impl Cadence {
         if min_gap < Duration::minutes(1) {
             return Err(field("minGap", "must be at least 1m"));
         }
-        let retry = RetrySpacing {
-            no_answer: duration("retry.noAnswer", &def.retry.no_answer)?,
-            busy: duration("retry.busy", &def.retry.busy)?,
-            voicemail: duration("retry.voicemail", &def.retry.voicemail)?,
-        };
+        let retry = RetrySpacing::of(def)?;
         Ok(Cadence {
             crons: CronSlots::new(crons),
             local_times: def.local_times.clone(),
