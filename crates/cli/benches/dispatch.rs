@@ -191,7 +191,7 @@ async fn measured_run(
     places: &[Place],
     per_company: usize,
     due: &dyn Fn(&Place) -> chrono::DateTime<chrono::Utc>,
-    webhook: Option<&str>,
+    sink: Option<&run::Sink>,
 ) -> Res<(Row, Vec<checks::Dialed>, Vec<String>)> {
     let db = ScratchDb::new("dispatch");
     let store = Store::connect_with(&db.url, 8).await?;
@@ -209,7 +209,7 @@ async fn measured_run(
             per_company,
             places,
             due,
-            webhook,
+            webhook: sink.map(|s| s.url.as_str()),
             now: SystemClock.now(),
         },
     )
@@ -240,6 +240,7 @@ async fn measured_run(
         timeout: c.timeout,
         env: c.worker_env.clone(),
         sample: c.sample,
+        sink: sink.cloned(),
     };
     let stand_in = autoanalyze::stand_in(&c.autovacuum, vec![db.url.clone()]);
     let outcome = run::run_workers(&workers, &store, seeded.len()).await;
@@ -295,8 +296,8 @@ async fn bench(c: &Config) -> Res<bool> {
             format!("no bench place is lawful to call for the next 30 minutes ({now})").into(),
         );
     }
-    let (sink, deliveries) = run::webhook_sink().await?;
-    let webhook = c.webhook.then_some(sink.as_str());
+    let sink = run::webhook_sink().await?;
+    let webhook = c.webhook.then_some(&sink);
     println!(
         "dispatch bench {now}: {} companies, places {:?}, in-flight {} per worker, pool {} per worker, webhook {}, postgres autovacuum {} (off: the bench stands in for autoanalyze), load average {}",
         c.companies,
@@ -429,7 +430,7 @@ async fn bench(c: &Config) -> Res<bool> {
     }
     println!(
         "webhook deliveries received by the sink: {}",
-        deliveries.load(Ordering::Relaxed)
+        sink.deliveries.load(Ordering::Relaxed)
     );
     Ok(ok)
 }
