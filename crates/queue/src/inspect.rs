@@ -50,6 +50,14 @@ pub struct Cursor {
     member: Vec<u8>,
 }
 
+/// Where the next page of [`Queue::scheduled_members`] starts: a slab (by its bound) and
+/// an offset in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlabCursor {
+    bound: String,
+    offset: u64,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -179,6 +187,53 @@ impl Queue {
         }
         let next = if items.len() >= limit { last } else { None };
         Ok(Page { items, next })
+    }
+
+    /// One page of the jobs `partition` holds in its scheduled slabs, in no order, from
+    /// `cursor` (`None`: the first page); the cursor of the next page is `None` at the end.
+    /// For passes over every job ([`Queue::reconcile`]): each page costs its own length,
+    /// where [`Queue::list`] sorts the slabs it reads from. A slab changed between two pages
+    /// can make a pass skip or repeat a few jobs.
+    pub async fn scheduled_members(
+        &self,
+        partition: &Partition,
+        cursor: Option<&SlabCursor>,
+        limit: usize,
+    ) -> Result<(Vec<JobRef>, Option<SlabCursor>)> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let (bound, offset) = match cursor {
+            Some(c) => (c.bound.clone(), c.offset),
+            None => (String::new(), 0),
+        };
+        let args = [
+            bound.into_bytes(),
+            offset.to_string().into_bytes(),
+            limit.to_string().into_bytes(),
+        ];
+        let v = self
+            .eval("members", &SCRIPTS.members, partition, &args)
+            .await?;
+        let a = array(&v);
+        let bad = || Error::Reply {
+            script: "members",
+            what: format!("{} values", a.len()),
+        };
+        let [members @ .., bound, offset] = a else {
+            return Err(bad());
+        };
+        let jobs = members
+            .iter()
+            .filter_map(|m| JobRef::from_member(partition, bytes(m)?))
+            .collect();
+        let bound = text(bound).ok_or_else(bad)?;
+        let offset = int(offset)
+            .or_else(|| text(offset)?.parse().ok())
+            .ok_or_else(bad)?;
+        let next = (!bound.is_empty()).then(|| SlabCursor {
+            bound,
+            offset: u64::try_from(offset).unwrap_or(0),
+        });
+        Ok((jobs, next))
     }
 
     /// Everything known about one job, `None` when the queue does not hold it.

@@ -43,7 +43,7 @@ mod throttle;
 
 pub use config::QueueConfig;
 pub use error::{Error, Result};
-pub use inspect::{Cursor, JobView, LeaseView, Listed, MAX_PAGE, Page, Stats};
+pub use inspect::{Cursor, JobView, LeaseView, Listed, MAX_PAGE, Page, SlabCursor, Stats};
 pub use job::{
     Cancel, CustomerCancel, DialIntent, Enqueued, HandBack, Job, JobRef, NewJob, Resolution, State,
 };

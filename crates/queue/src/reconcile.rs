@@ -18,7 +18,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use outdial_domain::{CallId, CustomerRef};
 
-use crate::job::{Cancel, NewJob, State};
+use crate::job::{Cancel, JobRef, NewJob, State};
 use crate::keys::Partition;
 use crate::queue::{Queue, ms};
 use crate::{Error, Result};
@@ -132,27 +132,30 @@ impl Queue {
                 break;
             }
         }
-        // 2. drop jobs whose rows are terminal
+        // 2. drop jobs whose rows are terminal: the slabs unordered (a pass needs no order),
+        // the sorted sets in pages
         let partitions = self.partitions().await?;
         for p in &partitions {
-            for state in [State::Scheduled, State::Due, State::Reconcile, State::Dead] {
+            // (dropped after the scan: a job taken out of a slab mid-scan would shift the
+            // offsets the scan resumes at)
+            let mut gone = Vec::new();
+            let mut at = None;
+            loop {
+                let (jobs, next) = self.scheduled_members(p, at.as_ref(), page).await?;
+                gone.extend(terminal_among(truth, jobs).await?);
+                match next {
+                    Some(c) => at = Some(c),
+                    None => break,
+                }
+            }
+            self.drop_jobs(&gone, &mut report).await?;
+            for state in [State::Due, State::Reconcile, State::Dead] {
                 let mut cursor = None;
                 loop {
                     let pg = self.list(p, state, cursor.as_ref(), page).await?;
-                    let ids: Vec<CallId> = pg.items.iter().map(|l| l.job.call).collect();
-                    if !ids.is_empty() {
-                        let gone = truth
-                            .terminal(&ids)
-                            .await
-                            .map_err(|e| Error::Truth(Box::new(e)))?;
-                        for l in pg.items.iter().filter(|l| gone.contains(&l.job.call)) {
-                            match self.cancel(&l.job).await? {
-                                Cancel::Removed => report.dropped += 1,
-                                Cancel::InFlight => report.dropped_in_flight += 1,
-                                Cancel::Unknown => {}
-                            }
-                        }
-                    }
+                    let jobs = pg.items.into_iter().map(|l| l.job).collect();
+                    let gone = terminal_among(truth, jobs).await?;
+                    self.drop_jobs(&gone, &mut report).await?;
                     match pg.next {
                         Some(c) => cursor = Some(c),
                         None => break,
@@ -163,6 +166,18 @@ impl Queue {
         // 3. repair the index from each partition's own keys
         self.repair_index(&partitions, now).await?;
         Ok(report)
+    }
+
+    /// Drops `jobs` from the queue (those leased are left to their worker).
+    async fn drop_jobs(&self, jobs: &[JobRef], report: &mut Reconciled) -> Result<()> {
+        for job in jobs {
+            match self.cancel(job).await? {
+                Cancel::Removed => report.dropped += 1,
+                Cancel::InFlight => report.dropped_in_flight += 1,
+                Cancel::Unknown => {}
+            }
+        }
+        Ok(())
     }
 
     /// Rewrites each partition's wake time in the index from its own keys (earliest due
@@ -182,4 +197,20 @@ impl Queue {
         }
         self.wake_partitions(&wake).await
     }
+}
+
+/// Those of `jobs` whose rows `truth` says are terminal.
+async fn terminal_among<T: Truth>(truth: &T, jobs: Vec<JobRef>) -> Result<Vec<JobRef>> {
+    if jobs.is_empty() {
+        return Ok(jobs);
+    }
+    let ids: Vec<CallId> = jobs.iter().map(|j| j.call).collect();
+    let gone = truth
+        .terminal(&ids)
+        .await
+        .map_err(|e| Error::Truth(Box::new(e)))?;
+    Ok(jobs
+        .into_iter()
+        .filter(|j| gone.contains(&j.call))
+        .collect())
 }

@@ -29,6 +29,7 @@ pub(crate) struct Scripts {
     pub redrive: Script,
     pub stats: Script,
     pub list: Script,
+    pub members: Script,
     pub show: Script,
 }
 
@@ -47,5 +48,6 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     redrive: with_lib(include_str!("../lua/redrive.lua")),
     stats: with_lib(include_str!("../lua/stats.lua")),
     list: with_lib(include_str!("../lua/list.lua")),
+    members: with_lib(include_str!("../lua/members.lua")),
     show: with_lib(include_str!("../lua/show.lua")),
 });

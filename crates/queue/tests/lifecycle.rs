@@ -672,3 +672,74 @@ async fn dial_intents_marked_together_answer_each_job_as_if_marked_alone() {
     );
     q.delete_namespace().await.unwrap();
 }
+
+/// Jobs due at many instants and a run of 600 due in the same millisecond (one long slab):
+/// read in small unordered pages, every scheduled job comes back exactly once.
+#[tokio::test]
+async fn scheduled_members_pages_cover_every_scheduled_job_once() {
+    let q = queue();
+    let mut jobs: Vec<_> = (0..700)
+        .map(|i| new_job("acme", &format!("c{i}"), t0() + ms(1000 + (i % 350) * 7)))
+        .collect();
+    jobs.extend((0..600).map(|i| new_job("acme", &format!("d{i}"), t0() + ms(500))));
+    q.enqueue_many(&jobs).await.unwrap();
+    let p = part("acme");
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let (page, next) = q.scheduled_members(&p, cursor.as_ref(), 37).await.unwrap();
+        assert!(page.len() <= 37);
+        seen.extend(page.into_iter().map(|j| j.call));
+        pages += 1;
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let unique: HashSet<_> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a job came back twice");
+    let all: HashSet<_> = jobs.iter().map(|j| j.call).collect();
+    assert_eq!(unique, all);
+    assert!(pages >= 1300 / 37, "{pages} pages");
+    q.delete_namespace().await.unwrap();
+}
+
+/// A reconcile pass drops the scheduled jobs whose rows are terminal, also inside a long
+/// slab of one due, and leaves every other job where it was.
+#[tokio::test]
+async fn reconcile_drops_the_terminal_jobs_of_a_long_slab() {
+    let q = queue();
+    let truth = MemTruth::default();
+    let jobs: Vec<_> = (0..1000)
+        .map(|i| new_job("acme", &format!("c{i}"), t0() + ms(60_000)))
+        .collect();
+    for j in &jobs {
+        truth.add(j);
+    }
+    q.enqueue_many(&jobs).await.unwrap();
+    for j in jobs.iter().step_by(3) {
+        truth.finish(j.call);
+    }
+    let r = q.reconcile(&truth, t0(), 100).await.unwrap();
+    assert_eq!((r.restored, r.dropped), (0, 334));
+    let p = part("acme");
+    assert_eq!(q.stats(&p, t0()).await.unwrap().scheduled, 666);
+    let mut claimed = HashSet::new();
+    loop {
+        let got = q.claim(t0() + ms(60_000), 200, LEASE).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        claimed.extend(got.into_iter().map(|j| j.job.call));
+    }
+    let kept: HashSet<_> = jobs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(_, j)| j.call)
+        .collect();
+    assert_eq!(claimed.len(), 666);
+    assert!(claimed == kept, "the jobs claimed are not the ones kept");
+    q.delete_namespace().await.unwrap();
+}
