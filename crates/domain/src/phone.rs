@@ -108,19 +108,26 @@ impl From<InvalidPhone> for Invalid {
     }
 }
 
+/// The digits of `s` if it has E.164's shape: `+`, then 2 to 15 digits, the first 1-9.
+fn e164_digits(s: &str) -> Result<&str, InvalidPhone> {
+    let digits = s.strip_prefix('+').ok_or(InvalidPhone::NotE164)?;
+    let shape_ok = (2..=MAX_DIGITS).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if shape_ok {
+        Ok(digits)
+    } else {
+        Err(InvalidPhone::NotE164)
+    }
+}
+
 impl PhoneNumber {
     /// Parses an E.164 string; see the type documentation for the exact rules.
     pub fn parse(s: &str) -> Result<PhoneNumber, InvalidPhone> {
         if s.is_empty() {
             return Err(InvalidPhone::Empty);
         }
-        let digits = s.strip_prefix('+').ok_or(InvalidPhone::NotE164)?;
-        let shape_ok = (2..=MAX_DIGITS).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
-        if !shape_ok {
-            return Err(InvalidPhone::NotE164);
-        }
+        e164_digits(s)?;
 
         let parsed = phonenumber::parse(None, s).map_err(|e| match e {
             phonenumber::ParseError::InvalidCountryCode => InvalidPhone::UnknownCountryCode,
@@ -161,13 +168,7 @@ impl PhoneNumber {
     /// validation against the numbering plan (a regex match per number, the bulk of reading
     /// a customer). Country calling codes are prefix-free, so the first known one wins.
     pub fn from_stored(s: &str) -> Result<PhoneNumber, InvalidPhone> {
-        let digits = s.strip_prefix('+').ok_or(InvalidPhone::NotE164)?;
-        let shape_ok = (2..=MAX_DIGITS).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
-        if !shape_ok {
-            return Err(InvalidPhone::NotE164);
-        }
+        let digits = e164_digits(s)?;
         let country_code = (1..=3.min(digits.len() - 1))
             .filter_map(|n| digits[..n].parse::<u16>().ok())
             .find(|code| phonenumber::metadata::DATABASE.by_code(code).is_some())

@@ -50,11 +50,12 @@ pub struct Cursor {
     member: Vec<u8>,
 }
 
-/// Where the next page of [`Queue::scheduled_members`] starts: a slab (by its bound) and
-/// an offset in it.
+/// Where the next page of [`Queue::scheduled_members`] starts: a slab (its bound and id)
+/// and an offset in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlabCursor {
     bound: String,
+    slab: String,
     offset: u64,
 }
 
@@ -201,12 +202,13 @@ impl Queue {
         limit: usize,
     ) -> Result<(Vec<JobRef>, Option<SlabCursor>)> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let (bound, offset) = match cursor {
-            Some(c) => (c.bound.clone(), c.offset),
-            None => (String::new(), 0),
+        let (bound, slab, offset) = match cursor {
+            Some(c) => (c.bound.clone(), c.slab.clone(), c.offset),
+            None => (String::new(), String::new(), 0),
         };
         let args = [
             bound.into_bytes(),
+            slab.into_bytes(),
             offset.to_string().into_bytes(),
             limit.to_string().into_bytes(),
         ];
@@ -218,7 +220,7 @@ impl Queue {
             script: "members",
             what: format!("{} values", a.len()),
         };
-        let [members @ .., bound, offset] = a else {
+        let [members @ .., bound, slab, offset] = a else {
             return Err(bad());
         };
         let jobs = members
@@ -226,11 +228,13 @@ impl Queue {
             .filter_map(|m| JobRef::from_member(partition, bytes(m)?))
             .collect();
         let bound = text(bound).ok_or_else(bad)?;
+        let slab = text(slab).ok_or_else(bad)?;
         let offset = int(offset)
             .or_else(|| text(offset)?.parse().ok())
             .ok_or_else(bad)?;
         let next = (!bound.is_empty()).then(|| SlabCursor {
             bound,
+            slab,
             offset: u64::try_from(offset).unwrap_or(0),
         });
         Ok((jobs, next))
