@@ -117,8 +117,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints one pretty JSON document and a newline to stdout. A reader that stops early
-/// (`outdial run | head`) is not an error.
 /// The clock of `serve`, `work` and `run`: the system clock, shifted by
 /// `OUTDIAL_CLOCK_OFFSET_SECS` seconds when that is set (tests and drills that must run at a
 /// lawful calling hour; every process of one deployment must use the same shift, since
@@ -142,6 +140,8 @@ fn service_clock() -> anyhow::Result<std::sync::Arc<dyn Clock>> {
     }))
 }
 
+/// Prints one pretty JSON document and a newline to stdout. A reader that stops early
+/// (`outdial run | head`) is not an error.
 fn emit(doc: &Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let written = serde_json::to_writer_pretty(&mut out, doc)

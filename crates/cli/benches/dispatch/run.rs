@@ -82,6 +82,8 @@ pub struct Workers {
     pub in_flight: usize,
     pub pool: u32,
     pub timeout: Duration,
+    /// The bench clock's shift, given to each worker as `OUTDIAL_CLOCK_OFFSET_SECS`.
+    pub clock_offset: chrono::Duration,
     /// Sample the statements Postgres is running (`OUTDIAL_BENCH_PG_SAMPLE`).
     pub sample: bool,
     /// Extra environment for each worker (`OUTDIAL_BENCH_WORKER_ENV`, `K=V,K=V`).
@@ -100,6 +102,10 @@ fn spawn(w: &Workers) -> Res<Child> {
         .env("OUTDIAL_MAX_IN_FLIGHT", w.in_flight.to_string())
         .env("OUTDIAL_DB_POOL", w.pool.to_string())
         .env("OUTDIAL_LOG", "warn")
+        .env(
+            "OUTDIAL_CLOCK_OFFSET_SECS",
+            w.clock_offset.num_seconds().to_string(),
+        )
         .env_remove("OUTDIAL_PROVIDER_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
