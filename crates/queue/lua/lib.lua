@@ -179,21 +179,25 @@ local function slab_split(P, id, bound)
 end
 
 -- Whether a slab that has grown to `len` by a push of dues `lo`..`hi` must be split: it is
--- over SLAB_FILL, unless it already was and only its own single due (its bound) was added
--- (an over-full slab holds one repeated due).
-local function must_split(len, added, bound, lo, hi)
+-- over SLAB_FILL, unless it already was and only the single due it held (`held`: its bound
+-- before the push) was added (an over-full slab holds one repeated due). `held` is not the
+-- bound the push may have lowered: a due earlier than a long run, put in the run's slab
+-- because it is the first slab, must cut it, or promotion (which takes an over-full slab
+-- from its head) would hand the run out first.
+local function must_split(len, added, held, lo, hi)
   if len <= SLAB_FILL then
     return false
   end
-  return len - added <= SLAB_FILL or lo ~= bound or hi ~= bound
+  return len - added <= SLAB_FILL or lo ~= held or hi ~= held
 end
 
 -- Puts member m in the slabs at `due` (the caller has removed it from everywhere else).
 local function slab_insert(P, m, due)
   local id, bound, first = slab_for(P, due)
+  local held = bound
   if not id then
     id = tostring(call("HINCRBY", P .. "meta", "seq", 1))
-    bound = due
+    bound, held = due, due
     call("ZADD", P .. "ix", due, id)
   elseif first and due < bound then
     bound = due
@@ -201,7 +205,7 @@ local function slab_insert(P, m, due)
   end
   local len = call("RPUSH", P .. "s:" .. id, element(m, due))
   call("HINCRBY", P .. "meta", "sched", 1)
-  if must_split(len, 1, bound, due, due) then
+  if must_split(len, 1, held, due, due) then
     slab_split(P, id, bound)
   end
 end
@@ -219,15 +223,18 @@ local function slab_insert_sorted(P, items)
   end
   local ix = P .. "ix"
   local wid, wb, complete
+  local lowered, held -- the window's first slab when its bound was lowered, and the old bound
 
   -- window starting at the slab that holds `due` (creating the first slab if none)
   local function load(due)
     local id, bound, first = slab_for(P, due)
+    lowered = nil
     if not id then
       id = tostring(call("HINCRBY", P .. "meta", "seq", 1))
       bound = due
       call("ZADD", ix, due, id)
     elseif first and due < bound then
+      lowered, held = id, bound
       bound = due
       call("ZADD", ix, due, id)
     end
@@ -266,7 +273,14 @@ local function slab_insert_sorted(P, items)
         paged("RPUSH", key, args, 1)
         len = call("LLEN", key)
       end
-      if must_split(len, j - i, wb[k], due, items[2 * (j - 1)]) then
+      local was = wb[k]
+      if wid[k] == lowered then
+        was = held
+      end
+      if must_split(len, j - i, was, due, items[2 * (j - 1)]) then
+        if wid[k] == lowered then
+          lowered = nil -- cut in due order now: its bound is its smallest due
+        end
         local new = slab_split(P, wid[k], wb[k])
         for q = #new, 1, -1 do
           table.insert(wid, k + 1, new[q][2])
@@ -347,6 +361,14 @@ local function promote(P, now, limit)
     local key = P .. "s:" .. id
     local want = limit - moved
     local els = call("LRANGE", key, 0, SLAB_FILL)
+    if #els > SLAB_FILL and element_due(els[1]) ~= tonumber(f[2]) then
+      -- an over-full slab whose head is not at its bound may hold more than one due (an
+      -- earlier release appended an earlier due to a long run's slab): cut it in due order
+      -- and make its bound exact before taking from its head
+      slab_split(P, id, tonumber(f[2]))
+      els = call("LRANGE", key, 0, SLAB_FILL)
+      call("ZADD", ix, element_due(els[1]), id)
+    end
     local take, rest = {}, {}
     local dues -- the due of each taken element, when known
     local rest_min

@@ -518,6 +518,130 @@ async fn twenty_thousand_jobs_due_in_the_same_millisecond_stay_claimable() {
     q.delete_namespace().await.unwrap();
 }
 
+/// A run of more than a slab's fill due in one millisecond is one slab; a job due before the
+/// run, enqueued or deferred after it, must still come out at its own due time, before the
+/// run (it once joined the run's slab at its tail, a slab promoted from its head as if every
+/// element had the run's due: the earlier job waited for the whole run).
+#[tokio::test]
+async fn a_job_due_before_a_long_run_of_one_due_comes_out_first() {
+    let q = queue();
+    let run = |p: &str| -> Vec<_> {
+        (0..300)
+            .map(|i| new_job(p, &format!("r{i}"), t0() + ms(10_000)))
+            .collect()
+    };
+    // enqueued behind a run (the batch path)
+    q.enqueue_many(&run("acme")).await.unwrap();
+    let early = new_job("acme", "early", t0() + ms(500));
+    q.enqueue(&early).await.unwrap();
+    // deferred behind a run (the single-job path)
+    let x = new_job("beta", "x", t0());
+    q.enqueue(&x).await.unwrap();
+    let held = q.claim(t0(), 10, LEASE).await.unwrap();
+    assert_eq!(held.len(), 1);
+    q.enqueue_many(&run("beta")).await.unwrap();
+    q.defer(&held[0].job, held[0].token, t0() + ms(700))
+        .await
+        .unwrap();
+
+    // (64 asked: a claim visits n / 16 partitions)
+    assert!(q.claim(t0() + ms(499), 64, LEASE).await.unwrap().is_empty());
+    let mut got: Vec<_> = q
+        .claim(t0() + ms(800), 64, LEASE)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| (j.job.call, j.due))
+        .collect();
+    got.sort();
+    let mut want = vec![(early.call, early.due), (x.call, t0() + ms(700))];
+    want.sort();
+    assert_eq!(got, want, "the two early jobs and none of the runs");
+    let mut rest = HashSet::new();
+    loop {
+        let got = q.claim(t0() + ms(10_000), 64, LEASE).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for j in got {
+            assert_eq!(j.due, t0() + ms(10_000));
+            assert!(rest.insert(j.job.call));
+        }
+    }
+    assert_eq!(rest.len(), 600);
+    q.delete_namespace().await.unwrap();
+}
+
+/// A long run's slab holding an earlier due at its tail, with its bound lowered to it (what
+/// an earlier release wrote when the earlier job came after the run; rebuilt here with raw
+/// commands), is cut in due order when promotion first reaches it: the earlier job comes
+/// out at its own due time, the run at its own.
+#[tokio::test]
+async fn a_long_slab_holding_an_earlier_due_is_cut_before_it_is_promoted() {
+    let ns = format!("t:{}", uuid::Uuid::new_v4());
+    let q = outdial_queue::Queue::open(&redis_url(), &ns, test_config()).unwrap();
+    let run: Vec<_> = (0..300)
+        .map(|i| new_job("acme", &format!("r{i}"), t0() + ms(10_000)))
+        .collect();
+    q.enqueue_many(&run).await.unwrap();
+    let early = new_job("acme", "early", t0() + ms(500));
+    q.enqueue(&early).await.unwrap();
+
+    let mut c = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let p = format!("{ns}:{{acme}}:");
+    let ix: Vec<(String, i64)> = redis::cmd("ZRANGE")
+        .arg(format!("{p}ix"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(ix.len(), 2, "the early job's slab, then the run's");
+    let ((small, bound), (long, _)) = (&ix[0], &ix[1]);
+    let el: Vec<u8> = redis::cmd("LPOP")
+        .arg(format!("{p}s:{small}"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    redis::pipe()
+        .cmd("RPUSH")
+        .arg(format!("{p}s:{long}"))
+        .arg(el)
+        .cmd("ZREM")
+        .arg(format!("{p}ix"))
+        .arg(small)
+        .cmd("ZADD")
+        .arg(format!("{p}ix"))
+        .arg(bound)
+        .arg(long)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+
+    assert!(q.claim(t0() + ms(499), 64, LEASE).await.unwrap().is_empty());
+    let got = q.claim(t0() + ms(800), 64, LEASE).await.unwrap();
+    let got: Vec<_> = got.iter().map(|j| (j.job.call, j.due)).collect();
+    assert_eq!(got, vec![(early.call, early.due)]);
+    let mut rest = HashSet::new();
+    loop {
+        let got = q.claim(t0() + ms(10_000), 64, LEASE).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for j in got {
+            assert_eq!(j.due, t0() + ms(10_000));
+            assert!(rest.insert(j.job.call));
+        }
+    }
+    assert_eq!(rest.len(), 300);
+    q.delete_namespace().await.unwrap();
+}
+
 #[tokio::test]
 async fn moved_and_cancelled_jobs_keep_the_slab_index_exact() {
     let q = queue();
