@@ -1,0 +1,15 @@
+-- The planned calls of a schedule and a worker's retries paid for a foreign-key check that
+-- cannot fail: `scheduled_calls` → `schedules` (schedule_id, company_id, customer_id).
+-- Every insert takes its schedule from a row it sees in the same transaction: creating a
+-- schedule inserts the schedule row first, then its calls (crates/store/src/schedule.rs);
+-- a retry or a callback joins the customer's *active* schedule in its INSERT … SELECT
+-- (crates/store/src/result.rs `add_calls`). Nothing deletes schedules or changes their id,
+-- company or customer (ending one sets `active` and `ended_at` only), so no call can
+-- outlive or mismatch its schedule. Each check was a lookup of the schedule plus a
+-- FOR KEY SHARE lock on its row, per inserted call: 21 per collections schedule.
+-- Measured 2026-12-03 (README "Benchmarks"): api_load `schedule` at 32 connections, binaries
+-- alternated, 1,344 / 1,408 schedules/s without the check against 1,258 / 1,272 with it
+-- (Postgres CPU 990 / 958 against 1,097 / 1,085 µs per schedule); dispatch bench, one binary
+-- with the check put back through `OUTDIAL_BENCH_SQL` as the other arm, Postgres CPU per call
+-- 350 / 350 against 355 / 374 µs (1 worker) and 472 / 472 against 486 / 519 µs (4 workers).
+ALTER TABLE scheduled_calls DROP CONSTRAINT scheduled_calls_schedule_fkey;
