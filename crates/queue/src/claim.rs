@@ -44,26 +44,35 @@ impl Queue {
             return Ok(Vec::new());
         }
         let index = self.keys.index();
+        let rotation = self.keys.rotation();
         let now_ms = ms(now);
         let limit = self.config.partitions_per_claim;
-        let v = self
+        // Visit at most n / MIN_SHARE partitions (a script call per job would waste Redis).
+        let per_claim = (n / MIN_SHARE).max(1);
+        // The due partitions, and this claim's place in the fleet's rotation (advanced in
+        // the same round trip).
+        let (cursor, v) = self
             .conn
             .run("claim", |mut c| {
-                let index = index.clone();
+                let (index, rotation) = (index.clone(), rotation.clone());
                 async move {
-                    redis::cmd("ZRANGEBYSCORE")
+                    redis::pipe()
+                        .cmd("INCRBY")
+                        .arg(&rotation)
+                        .arg(per_claim)
+                        .cmd("ZRANGEBYSCORE")
                         .arg(&index)
                         .arg("-inf")
                         .arg(now_ms)
                         .arg("LIMIT")
                         .arg(0)
                         .arg(limit)
-                        .query_async::<redis::Value>(&mut c)
+                        .query_async::<(u64, redis::Value)>(&mut c)
                         .await
                 }
             })
             .await?;
-        let parts: Vec<Partition> = array(&v)
+        let mut parts: Vec<Partition> = array(&v)
             .iter()
             .filter_map(|p| Partition::new(&text(p)?).ok())
             .collect();
@@ -77,16 +86,21 @@ impl Queue {
         let mut jobs = Vec::with_capacity(n);
         let mut wake = Vec::with_capacity(parts.len());
         let mut again = Vec::new();
-        // Visit at most n / MIN_SHARE partitions (a script call per job would waste Redis),
-        // starting at a rotating offset so that due partitions take turns; each visited one
-        // gets an equal share.
-        let visit = parts.len().min((n / MIN_SHARE).max(1));
-        let offset = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % parts.len();
-        // in name order, so that the rotation takes every due partition in turn whatever
-        // their wake times (all of them are due)
-        let mut parts = parts;
-        parts.sort();
-        parts.rotate_left(offset);
+        // Each visited partition gets an equal share. Which ones: the next `per_claim` of
+        // the fleet's rotation (a counter in Redis every claim advances, so processes that
+        // claim at the same moment visit different partitions), around the ring of due
+        // partitions in name order when every due one was read (a stable ring, whatever
+        // their wake times), else around the ones read in wake order (oldest first: a
+        // served partition is written back behind them).
+        if all_read {
+            parts.sort();
+        }
+        let visit = parts.len().min(per_claim);
+        let start = usize::try_from(cursor)
+            .unwrap_or(usize::MAX)
+            .wrapping_sub(per_claim)
+            % parts.len();
+        parts.rotate_left(start);
         parts.truncate(visit);
         let share = n.div_ceil(visit);
         let mut wants = Vec::with_capacity(parts.len());

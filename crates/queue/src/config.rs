@@ -17,7 +17,11 @@ pub struct QueueConfig {
     pub promote_batch: u32,
     /// The most expired leases one claim call recovers.
     pub recover_batch: u32,
-    /// The most partitions one [`claim`](crate::Queue::claim) call visits.
+    /// The most due partitions one [`claim`](crate::Queue::claim) call reads from the
+    /// partition index (it visits `n / 16` of them). Up to this many due partitions, claims
+    /// take them around a ring in name order; beyond it, in wake order (the longest waiting
+    /// first), which is fair in the long run but lets the first claims of a burst favour
+    /// the partitions first in name order.
     pub partitions_per_claim: usize,
     /// Upper bound on how long a partition can go unvisited by claimers: its wake time in
     /// the partition index is never set later than `now + idle_recheck`. This bounds the
@@ -39,7 +43,7 @@ impl Default for QueueConfig {
             buckets: 16_384,
             promote_batch: 512,
             recover_batch: 256,
-            partitions_per_claim: 16,
+            partitions_per_claim: 128,
             idle_recheck: Duration::from_secs(1),
             enqueue_chunk: 1000,
             retry_for: Duration::from_secs(10),

@@ -86,6 +86,12 @@ impl Keys {
         format!("{}:parts", self.namespace)
     }
 
+    /// The fleet's claim rotation: a counter every claim advances by the partitions it
+    /// visits, so that claimers in any number of processes take due partitions in turn.
+    pub fn rotation(&self) -> String {
+        format!("{}:rotation", self.namespace)
+    }
+
     /// Every partition ever enqueued to (used to repair the index).
     pub fn known(&self) -> String {
         format!("{}:known", self.namespace)

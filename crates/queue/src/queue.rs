@@ -58,8 +58,6 @@ pub struct Queue {
     pub(crate) config: QueueConfig,
     /// Partitions this process has registered in the `known` set.
     pub(crate) registered: Arc<Mutex<HashSet<Partition>>>,
-    /// Rotates the first partition a claim visits.
-    pub(crate) turn: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Queue {
@@ -72,7 +70,6 @@ impl Queue {
             keys: Keys::new(namespace)?,
             config,
             registered: Arc::default(),
-            turn: Arc::default(),
         })
     }
 

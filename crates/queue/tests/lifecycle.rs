@@ -469,6 +469,61 @@ async fn a_throttled_or_capped_partition_never_delays_another() {
     q.delete_namespace().await.unwrap();
 }
 
+/// Many partitions (more than one claim reads from the index) and several processes claiming
+/// in lockstep: the first claims of the fleet spread over every partition evenly. (Each
+/// process once rotated on its own counter: processes started together visited the same
+/// few partitions, and with 20 companies the dispatch bench's first tenth of an 08:00 burst
+/// gave one company a third of its share.)
+#[tokio::test]
+async fn a_fleet_of_claimers_serves_many_partitions_evenly_from_the_start() {
+    // every due partition read by each claim (the default), and more due partitions than
+    // one claim reads
+    for per_claim in [QueueConfig::default().partitions_per_claim, 8] {
+        let counts = fleet_claims(QueueConfig {
+            partitions_per_claim: per_claim,
+            ..test_config()
+        })
+        .await;
+        assert_eq!(counts.iter().sum::<usize>(), 1280);
+        let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(
+            *lo >= 48 && *hi <= 80,
+            "{per_claim} partitions read per claim: each partition within 0.75-1.25x of its 64: {counts:?}"
+        );
+    }
+}
+
+/// 20 partitions of 200 due jobs, 4 processes claiming 64 each in turn for five rounds:
+/// the jobs each partition gave, in name order.
+#[allow(clippy::unwrap_used)] // a test helper: a failed call fails the test
+async fn fleet_claims(config: QueueConfig) -> Vec<usize> {
+    let ns = format!("t:{}", uuid::Uuid::new_v4());
+    let fleet: Vec<_> = (0..4)
+        .map(|_| outdial_queue::Queue::open(&redis_url(), &ns, config.clone()).unwrap())
+        .collect();
+    let names: Vec<String> = (0..20).map(|p| format!("co{p:02}")).collect();
+    for name in &names {
+        let jobs: Vec<_> = (0..200)
+            .map(|i| new_job(name, &format!("{name}-{i}"), t0() - ms(1000 + i)))
+            .collect();
+        fleet[0].enqueue_many(&jobs).await.unwrap();
+    }
+    let mut per: std::collections::BTreeMap<String, usize> = Default::default();
+    for round in 0..5 {
+        for (i, q) in fleet.iter().enumerate() {
+            let now = t0() + ms(round * 10 + i as i64);
+            for j in q.claim(now, 64, LEASE).await.unwrap() {
+                *per.entry(j.job.partition.as_str().to_owned()).or_default() += 1;
+            }
+        }
+    }
+    fleet[0].delete_namespace().await.unwrap();
+    names
+        .iter()
+        .map(|n| per.get(n).copied().unwrap_or(0))
+        .collect()
+}
+
 #[tokio::test]
 async fn twenty_thousand_jobs_due_in_the_same_millisecond_stay_claimable() {
     let q = queue();
