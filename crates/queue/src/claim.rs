@@ -34,6 +34,11 @@ use crate::scripts::SCRIPTS;
 /// The fewest jobs a claim asks of one partition (unless it wants fewer in total).
 const MIN_SHARE: usize = 16;
 
+/// With more due partitions than one claim reads, claims rotate over the oldest
+/// `SPREAD × (partitions one claim visits)` of them: about as many claims as processes
+/// claim at one moment.
+const SPREAD: usize = 4;
+
 /// The most jobs one partition's claim script leases in one call.
 pub const MAX_CLAIM: usize = 1000;
 
@@ -90,17 +95,23 @@ impl Queue {
         // the fleet's rotation (a counter in Redis every claim advances, so processes that
         // claim at the same moment visit different partitions), around the ring of due
         // partitions in name order when every due one was read (a stable ring, whatever
-        // their wake times), else around the ones read in wake order (oldest first: a
-        // served partition is written back behind them).
-        if all_read {
+        // their wake times). When the read was truncated, it holds the partitions that have
+        // waited longest, oldest first, and a served one is written back behind them: the
+        // rotation then runs over the oldest `SPREAD` visits' worth only, so the longest
+        // waiting are never skipped for long, and claims of different processes at the
+        // same moment still take different ones.
+        let ring = if all_read {
             parts.sort();
-        }
-        let visit = parts.len().min(per_claim);
+            parts.len()
+        } else {
+            parts.len().min(SPREAD * per_claim)
+        };
         let start = usize::try_from(cursor)
             .unwrap_or(usize::MAX)
             .wrapping_sub(per_claim)
-            % parts.len();
-        parts.rotate_left(start);
+            % ring;
+        parts[..ring].rotate_left(start);
+        let visit = parts.len().min(per_claim);
         parts.truncate(visit);
         let share = n.div_ceil(visit);
         let mut wants = Vec::with_capacity(parts.len());
