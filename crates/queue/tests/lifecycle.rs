@@ -650,19 +650,28 @@ async fn a_job_due_before_a_long_run_of_one_due_comes_out_first() {
     let mut want = vec![(early.call, early.due), (x.call, t0() + ms(700))];
     want.sort();
     assert_eq!(got, want, "the two early jobs and none of the runs");
-    let mut rest = HashSet::new();
-    loop {
-        let got = q.claim(t0() + ms(10_000), 64, LEASE).await.unwrap();
-        if got.is_empty() {
-            break;
-        }
-        for j in got {
-            assert_eq!(j.due, t0() + ms(10_000));
-            assert!(rest.insert(j.job.call));
-        }
-    }
+    let rest = drain_run(&q, t0() + ms(10_000)).await;
     assert_eq!(rest.len(), 600);
     q.delete_namespace().await.unwrap();
+}
+
+/// Claims every job due at `at` (each once, each due exactly then); returns their calls.
+#[allow(clippy::unwrap_used)] // a test helper: a failed call fails the test
+async fn drain_run(
+    q: &outdial_queue::Queue,
+    at: chrono::DateTime<chrono::Utc>,
+) -> HashSet<outdial_domain::CallId> {
+    let mut seen = HashSet::new();
+    loop {
+        let got = q.claim(at, 64, LEASE).await.unwrap();
+        if got.is_empty() {
+            return seen;
+        }
+        for j in got {
+            assert_eq!(j.due, at);
+            assert!(seen.insert(j.job.call));
+        }
+    }
 }
 
 /// A long run's slab holding an earlier due at its tail, with its bound lowered to it (what
@@ -720,17 +729,7 @@ async fn a_long_slab_holding_an_earlier_due_is_cut_before_it_is_promoted() {
     let got = q.claim(t0() + ms(800), 64, LEASE).await.unwrap();
     let got: Vec<_> = got.iter().map(|j| (j.job.call, j.due)).collect();
     assert_eq!(got, vec![(early.call, early.due)]);
-    let mut rest = HashSet::new();
-    loop {
-        let got = q.claim(t0() + ms(10_000), 64, LEASE).await.unwrap();
-        if got.is_empty() {
-            break;
-        }
-        for j in got {
-            assert_eq!(j.due, t0() + ms(10_000));
-            assert!(rest.insert(j.job.call));
-        }
-    }
+    let rest = drain_run(&q, t0() + ms(10_000)).await;
     assert_eq!(rest.len(), 300);
     q.delete_namespace().await.unwrap();
 }
