@@ -501,17 +501,7 @@ async fn a_fleet_of_claimers_serves_many_partitions_evenly_from_the_start() {
 /// claims at one moment take the same few partitions.)
 #[tokio::test]
 async fn more_due_partitions_than_a_claim_reads_are_each_served_in_turn() {
-    let ns = format!("t:{}", uuid::Uuid::new_v4());
-    let fleet: Vec<_> = (0..4)
-        .map(|_| outdial_queue::Queue::open(&redis_url(), &ns, test_config()).unwrap())
-        .collect();
-    let names: Vec<String> = (0..200).map(|p| format!("co{p:03}")).collect();
-    for name in &names {
-        let jobs: Vec<_> = (0..40)
-            .map(|i| new_job(name, &format!("{name}-{i}"), t0() - ms(1000 + i)))
-            .collect();
-        fleet[0].enqueue_many(&jobs).await.unwrap();
-    }
+    let (fleet, names) = fleet_of(test_config(), 200, 40).await;
     // 25 claims of 128 (8 partitions, 16 jobs from each) are 200 partition visits, each
     // partition still due after its visit; 4 more (the rotation's spread) reach the last
     let mut per: std::collections::BTreeMap<String, usize> = Default::default();
@@ -531,21 +521,33 @@ async fn more_due_partitions_than_a_claim_reads_are_each_served_in_turn() {
     fleet[0].delete_namespace().await.unwrap();
 }
 
-/// 20 partitions of 200 due jobs, 4 processes claiming 64 each in turn for five rounds:
-/// the jobs each partition gave, in name order.
+/// Four queue handles (four processes) on a fresh namespace, and `partitions` partitions
+/// (names in name order) of `jobs` due jobs each.
 #[allow(clippy::unwrap_used)] // a test helper: a failed call fails the test
-async fn fleet_claims(config: QueueConfig) -> Vec<usize> {
+async fn fleet_of(
+    config: QueueConfig,
+    partitions: usize,
+    jobs: i64,
+) -> (Vec<outdial_queue::Queue>, Vec<String>) {
     let ns = format!("t:{}", uuid::Uuid::new_v4());
     let fleet: Vec<_> = (0..4)
         .map(|_| outdial_queue::Queue::open(&redis_url(), &ns, config.clone()).unwrap())
         .collect();
-    let names: Vec<String> = (0..20).map(|p| format!("co{p:02}")).collect();
+    let names: Vec<String> = (0..partitions).map(|p| format!("co{p:03}")).collect();
     for name in &names {
-        let jobs: Vec<_> = (0..200)
+        let due: Vec<_> = (0..jobs)
             .map(|i| new_job(name, &format!("{name}-{i}"), t0() - ms(1000 + i)))
             .collect();
-        fleet[0].enqueue_many(&jobs).await.unwrap();
+        fleet[0].enqueue_many(&due).await.unwrap();
     }
+    (fleet, names)
+}
+
+/// 20 partitions of 200 due jobs, 4 processes claiming 64 each in turn for five rounds:
+/// the jobs each partition gave, in name order.
+#[allow(clippy::unwrap_used)] // a test helper: a failed call fails the test
+async fn fleet_claims(config: QueueConfig) -> Vec<usize> {
+    let (fleet, names) = fleet_of(config, 20, 200).await;
     let mut per: std::collections::BTreeMap<String, usize> = Default::default();
     for round in 0..5 {
         for (i, q) in fleet.iter().enumerate() {
