@@ -300,13 +300,10 @@ fn clock() -> ShiftedClock {
     static OFFSET: OnceLock<i64> = OnceLock::new();
     let hours = *OFFSET.get_or_init(|| {
         let rules = Ruleset::bundled().expect("the bundled ruleset");
-        let real = SystemClock.now();
-        (0..48)
-            .find(|h| {
-                let at = real + chrono::Duration::hours(*h);
-                !seed::lawful_places(&rules, at, chrono::Duration::minutes(30)).is_empty()
-            })
-            .unwrap_or(0)
+        support::lawful_shift(|at| {
+            !seed::lawful_places(&rules, at, chrono::Duration::minutes(30)).is_empty()
+        })
+        .map_or(0, |d| d.num_hours())
     });
     ShiftedClock {
         offset: chrono::Duration::hours(hours),

@@ -19,9 +19,8 @@ pub struct QueueConfig {
     pub recover_batch: u32,
     /// The most due partitions one [`claim`](crate::Queue::claim) call reads from the
     /// partition index (it visits `n / 16` of them). Up to this many due partitions, claims
-    /// take them around a ring in name order; beyond it, in wake order (the longest waiting
-    /// first), which is fair in the long run but lets the first claims of a burst favour
-    /// the partitions first in name order.
+    /// take them around a ring in name order; beyond it, they rotate over the longest
+    /// waiting of those read (see `claim.rs`).
     pub partitions_per_claim: usize,
     /// Upper bound on how long a partition can go unvisited by claimers: its wake time in
     /// the partition index is never set later than `now + idle_recheck`. This bounds the

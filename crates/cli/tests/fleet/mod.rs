@@ -20,7 +20,7 @@ use outdial_dialer::{SimConfig, SimStats, Simulator, Timing};
 use outdial_domain::policy::{Decision, Ruleset};
 use outdial_domain::schedule::{Cadence, Plan, PlannedCall};
 use outdial_domain::task::{Purpose, ScheduleType};
-use outdial_domain::{CallId, Clock, CustomerInput, CustomerRef, ShiftedClock, SystemClock};
+use outdial_domain::{CallId, Clock, CustomerInput, CustomerRef, ShiftedClock};
 use outdial_queue::{NewJob, Partition, Queue, QueueConfig};
 use outdial_store::{CompanyId, NewSchedule, Store};
 
@@ -132,10 +132,9 @@ pub fn clock() -> ShiftedClock {
     static OFFSET: OnceLock<i64> = OnceLock::new();
     let hours = *OFFSET.get_or_init(|| {
         let rules = Ruleset::bundled().expect("the bundled ruleset");
-        let real = SystemClock.now();
-        (0..48)
-            .find(|h| lawful_at(&rules, real + chrono::Duration::hours(*h)).is_some())
+        crate::support::lawful_shift(|at| lawful_at(&rules, at).is_some())
             .expect("some test place is lawful within two days")
+            .num_hours()
     });
     ShiftedClock {
         offset: chrono::Duration::hours(hours),

@@ -2,6 +2,20 @@
 
 use std::process::Command;
 
+/// The fewest whole hours (under two days) to shift the real clock by for `lawful` to hold,
+/// for the tests and benches that dial "now": from about 10:45 to 12:00 UTC no US place is
+/// inside its calling window. `None` when no such hour comes.
+#[allow(dead_code)] // used by the fleet tests and the dispatch bench, not by every binary
+pub fn lawful_shift(
+    lawful: impl Fn(chrono::DateTime<chrono::Utc>) -> bool,
+) -> Option<chrono::Duration> {
+    use outdial_domain::Clock;
+    let real = outdial_domain::SystemClock.now();
+    (0..48)
+        .map(chrono::Duration::hours)
+        .find(|h| lawful(real + *h))
+}
+
 /// A scratch database on the server `DATABASE_URL` (exported by ops/test.sh) names.
 pub struct ScratchDb {
     admin: String,
