@@ -9,11 +9,13 @@
 //! enqueued) and `outdial-dialer` (the provider callback's signature scheme); it must not
 //! read the environment, install a tracing subscriber or depend on the CLI.
 
+pub mod admin;
 mod auth;
 mod body;
 mod calls;
 mod customers;
 mod error;
+pub mod health;
 mod idempotency;
 mod mirror;
 mod openapi;
@@ -60,6 +62,15 @@ pub struct AppState {
     /// The key the telephony provider signs its call events with; `None`: `POST
     /// /provider/events` answers 404.
     pub provider_secret: Option<Arc<[u8]>>,
+    /// The `/admin` routes' token and operations; `None`: not mounted (404).
+    pub admin: Option<Arc<admin::Admin>>,
+    /// The installed metrics recorder; `None`: `/metrics` answers 404.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Live-call slots, for `/metrics`.
+    pub limits: Option<outdial_dialer::limits::Limits>,
+    /// The queue `/metrics` reads depths from when `queue` is `None` (`outdial serve`
+    /// given Redis: observed, not enqueued into).
+    pub observed_queue: Option<outdial_queue::Queue>,
 }
 
 impl AppState {
@@ -77,7 +88,38 @@ impl AppState {
             queue,
             auth: Arc::default(),
             provider_secret: None,
+            admin: None,
+            metrics: None,
+            limits: None,
+            observed_queue: None,
         }
+    }
+
+    /// Reads queue depths for `/metrics` from `queue` without enqueueing into it.
+    pub fn with_observed_queue(mut self, queue: outdial_queue::Queue) -> Self {
+        self.observed_queue = Some(queue);
+        self
+    }
+
+    /// Mounts the `/admin` routes behind `token`, running `ops`.
+    pub fn with_admin(mut self, token: &str, ops: admin::ops::Ops) -> Self {
+        self.admin = Some(Arc::new(admin::Admin {
+            token: admin::AdminToken::new(token),
+            ops,
+        }));
+        self
+    }
+
+    /// Serves `/metrics` from `handle` (the installed recorder's).
+    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+
+    /// Exports live-call slots from `limits` on `/metrics`.
+    pub fn with_limits(mut self, limits: outdial_dialer::limits::Limits) -> Self {
+        self.limits = Some(limits);
+        self
     }
 
     /// Accepts provider call events signed with `secret` on `POST /provider/events`.
@@ -91,6 +133,14 @@ impl AppState {
 /// error envelope; `/openapi.json` (public) serves the document generated from the same
 /// registrations.
 pub fn router(state: AppState) -> Router {
+    let health = health::router(health::Health {
+        store: state.store.clone(),
+        queue: state.queue.clone().or_else(|| state.observed_queue.clone()),
+        limits: state.limits.clone(),
+        clock: Arc::clone(&state.clock),
+        metrics: state.metrics.clone(),
+    });
+    let admin = state.admin.clone().map(admin::router);
     let (api, doc) = routes().split_for_parts();
     let doc = Arc::new(openapi::finish(doc));
     let api = api
@@ -113,7 +163,12 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
-        .with_state(state);
+        .with_state(state)
+        .merge(health);
+    let api = match admin {
+        Some(admin) => api.merge(admin),
+        None => api,
+    };
     // The envelope rewrite sits outside the body limit so that its 413 is rewritten too.
     api.layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::envelope_plain_errors))

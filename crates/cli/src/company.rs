@@ -60,6 +60,31 @@ pub enum CompanyCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Pause a company's calls (all, or one task type) across the whole worker fleet;
+    /// nothing is cancelled.
+    Pause {
+        /// The company's name
+        name: String,
+        /// Only the calls of customers with this task type
+        #[arg(long)]
+        task_type: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        redis: crate::queue::RedisArgs,
+    },
+    /// End a pause: the held calls go out in due order, under the calling policy.
+    Resume {
+        /// The company's name
+        name: String,
+        /// The task type paused on its own
+        #[arg(long)]
+        task_type: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        redis: crate::queue::RedisArgs,
+    },
 }
 
 /// Connect and bring the schema up to date.
@@ -143,6 +168,18 @@ pub fn run(command: &CompanyCommand, now: DateTime<Utc>) -> anyhow::Result<ExitC
                     .with_context(|| format!("task-type file {} is rejected", file.display()))?;
                 json!({ "company": describe(&company) })
             }
+            CompanyCommand::Pause {
+                name,
+                task_type,
+                db,
+                redis,
+            } => crate::queue::pause(name, task_type.as_deref(), false, db, redis).await?,
+            CompanyCommand::Resume {
+                name,
+                task_type,
+                db,
+                redis,
+            } => crate::queue::pause(name, task_type.as_deref(), true, db, redis).await?,
         };
         emit(&doc)?;
         Ok(ExitCode::SUCCESS)

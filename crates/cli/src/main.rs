@@ -10,6 +10,7 @@ mod company;
 mod customer;
 mod decide;
 mod preview;
+mod queue;
 mod rules;
 mod serve;
 mod work;
@@ -67,13 +68,18 @@ enum Command {
     /// Run the dispatch worker, webhook delivery and the reconciler (no API).
     Work(work::WorkArgs),
     /// Serve the HTTP API against Postgres, with the demo company.
-    Serve(serve::ServeArgs),
+    Serve(serve::ServeCmd),
     /// Apply the Postgres migrations.
     Migrate(company::DbArgs),
-    /// Manage companies (tenants) and their API keys.
+    /// Manage companies (tenants) and their API keys; pause and resume their calls.
     Company {
         #[command(subcommand)]
         command: company::CompanyCommand,
+    },
+    /// Inspect and repair the call queue (Redis and Postgres directly).
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCommand,
     },
 }
 
@@ -102,11 +108,12 @@ fn main() -> ExitCode {
         Command::Preview(args) => preview::run(args, now),
         Command::Decide(args) => decide::run(args, now),
         Command::Rules { command } => rules::run(command),
-        Command::Run(args) => serve::run(&args.serve, Some(&args.worker)),
+        Command::Run(args) => serve::run(&args.serve, None, Some(&args.worker)),
         Command::Work(args) => work::run(args),
-        Command::Serve(args) => serve::run(args, None),
+        Command::Serve(args) => serve::run(&args.serve, Some(&args.redis), None),
         Command::Migrate(db) => company::migrate(db),
         Command::Company { command } => company::run(command, now),
+        Command::Queue { command } => queue::run(command),
     };
     match result {
         Ok(code) => code,

@@ -96,6 +96,8 @@ pub struct WorkerArgs {
 pub struct Running {
     /// The queue the worker claims from (the API enqueues into it).
     pub queue: Queue,
+    /// The rate limits and live-call slots.
+    pub limits: Limits,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -163,7 +165,7 @@ pub async fn start(
         store: store.delivering_webhooks(deliverer.hold()),
         queue: queue.clone(),
         dialer,
-        limits,
+        limits: limits.clone(),
         rules: Arc::new(Ruleset::bundled().context("the bundled ruleset is invalid")?),
         clock: Arc::clone(&clock),
         config: WorkerConfig {
@@ -180,6 +182,7 @@ pub async fn start(
             callbacks: args.provider_url.is_some() && args.provider_callback_url.is_some(),
         },
         webhooks: Some(deliverer),
+        pauses: Arc::default(),
     });
     let (stop, shutdown) = watch::channel(false);
     let period = Duration::from_secs(args.reconcile_secs.max(1));
@@ -194,7 +197,12 @@ pub async fn start(
         )),
         tokio::spawn(reconciler::run(dispatcher, period, recover_every, shutdown)),
     ];
-    Ok(Running { queue, stop, tasks })
+    Ok(Running {
+        queue,
+        limits,
+        stop,
+        tasks,
+    })
 }
 
 /// Arguments of `outdial work`.
@@ -204,6 +212,10 @@ pub struct WorkArgs {
     db: crate::company::DbArgs,
     #[command(flatten)]
     worker: WorkerArgs,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (`outdial work` has no other
+    /// HTTP); without it no metrics are recorded
+    #[arg(long, env = "OUTDIAL_METRICS_BIND")]
+    metrics_bind: Option<std::net::SocketAddr>,
 }
 
 /// `outdial work`: the worker alone, until SIGTERM.
@@ -213,9 +225,32 @@ pub fn run(args: &WorkArgs) -> anyhow::Result<std::process::ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let metrics = match args.metrics_bind {
+            Some(_) => Some(crate::serve::install_metrics()?),
+            None => None,
+        };
         let clock = crate::service_clock()?;
         let store = crate::company::store(&args.db).await?;
-        let running = start(&args.worker, store, clock).await?;
+        let running = start(&args.worker, store.clone(), Arc::clone(&clock)).await?;
+        if let Some(bind) = args.metrics_bind {
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            let addr = listener.local_addr().context("the metrics address")?;
+            let app = outdial_api::health::router(outdial_api::health::Health {
+                store,
+                queue: Some(running.queue.clone()),
+                limits: Some(running.limits.clone()),
+                clock,
+                metrics,
+            });
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "the metrics server failed");
+                }
+            });
+            crate::emit_line(&serde_json::json!({ "metrics": addr.to_string() }))?;
+        }
         tracing::info!("worker started");
         crate::serve::shutdown().await;
         tracing::info!("stopping: no new claims, finishing calls in flight");

@@ -39,6 +39,9 @@ pub enum Event {
     Deferred,
     /// A worker handed it back before the dial intent (shutdown, lease expiry).
     HandedBack,
+    /// Held back by an operator's pause of its company (or task type); still scheduled, at
+    /// its own due time, and dialed after the resume.
+    Paused,
     /// The company moved it to another time (checked against the policy); still scheduled.
     Rescheduled,
     /// The provider accepted the call.
@@ -142,7 +145,9 @@ impl ScheduledCall {
         let to = match &event {
             // A reschedule keeps the call scheduled: it is the one event that changes no status.
             Event::Rescheduled => CallStatus::Scheduled,
-            Event::Planned | Event::Deferred | Event::HandedBack => CallStatus::Scheduled,
+            Event::Planned | Event::Deferred | Event::HandedBack | Event::Paused => {
+                CallStatus::Scheduled
+            }
             Event::Claimed => CallStatus::Dialing,
             Event::Dialed => CallStatus::InProgress,
             Event::Ended { outcome } => outcome.status(),

@@ -33,6 +33,7 @@ end
 if #done_ids > 0 then
   redis.call("HDEL", P .. "jobs", unpack(done_ids))
   redis.call("HDEL", P .. "att", unpack(done_ids))
+  redis.call("HDEL", P .. "dfr", unpack(done_ids))
   redis.call("ZREM", P .. "lease", unpack(done_members))
 end
 if (tonumber(redis.call("HGET", KEYS[1], "cap") or "0") or 0) > 0 then

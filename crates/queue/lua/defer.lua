@@ -1,5 +1,6 @@
 -- defer.lua: the holder hands the job back to run at a later instant; no attempt is
--- consumed (a closed calling window, a cap, a rate limit). Clears any dial intent mark.
+-- consumed (a closed calling window, a cap, a rate limit, a pause). Clears any dial intent
+-- mark and counts the job as deferred (`dfr`) until it is finished.
 --
 -- KEYS[1]  P.."meta" (P is KEYS[1] without "meta")
 -- ARGV[1]  member (call id 16 bytes .. table bucket 2 bytes)
@@ -19,6 +20,8 @@ if string.find(flags, "c", 1, true) then
   return -1
 end
 local due = tonumber(ARGV[3])
+-- Counted as deferred (stats) until the job is finished or purged.
+redis.call("HSET", P .. "dfr", member_id(m), "1")
 slab_insert(P, m, due)
 set_row_due(P, m, due)
 return 1

@@ -18,6 +18,8 @@
 --   P.."dead"   ZSET  dead jobs: member -> time of death
 --   P.."rec"    ZSET  jobs to reconcile (lease expired after dial intent): member -> time
 --   P.."why"    HASH  call id -> reason (dead and reconcile)
+--   P.."dfr"    HASH  call id -> "1": handed back (deferred) at least once, not finished
+--   P.."dpm"    HASH  10 s bucket (now / 10000) -> dial marks in it (the last two minutes)
 -- A member is the call id (16 raw bytes) followed by the table bucket (2 bytes, big-endian).
 -- Slab and table keys are derived from P inside the scripts; they share P's hash tag (a
 -- deviation from STYLE.md, kept on purpose: crates/queue/README.md says why, with figures).
@@ -501,6 +503,7 @@ local function purge(P, m, state, due)
   local id = member_id(m)
   redis.call("HDEL", table_key(P, m), id)
   redis.call("HDEL", P .. "att", id)
+  redis.call("HDEL", P .. "dfr", id)
 end
 
 -- Drops a leased job's lease record.

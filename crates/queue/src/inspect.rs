@@ -30,6 +30,11 @@ pub struct Stats {
     pub cap: Option<u64>,
     /// The earliest due time among scheduled and due jobs.
     pub oldest_due: Option<DateTime<Utc>>,
+    /// Jobs handed back at least once without an attempt (fire-time policy, rate, cap,
+    /// pause) and not finished yet; they are also counted in their current state.
+    pub deferred: u64,
+    /// Dials marked in the last 60-70 s (10 s buckets).
+    pub dials_last_minute: u64,
     /// How late the earliest due job is at `now` (zero when none is due).
     pub lateness: chrono::Duration,
 }
@@ -48,6 +53,30 @@ pub struct Listed {
 pub struct Cursor {
     score: i64,
     member: Vec<u8>,
+}
+
+impl Cursor {
+    /// The cursor as text (`<score>.<member hex>`), for a command line or a URL.
+    pub fn encode(&self) -> String {
+        let hex: String = self.member.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}.{hex}", self.score)
+    }
+
+    /// Parses [`Cursor::encode`]'s text; `None` when it is not one.
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (score, hex) = text.split_once('.')?;
+        if hex.len() % 2 != 0 || hex.len() > 64 {
+            return None;
+        }
+        let member = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some(Cursor {
+            score: score.parse().ok()?,
+            member,
+        })
+    }
 }
 
 /// Where the next page of [`Queue::scheduled_members`] starts: a slab (its bound and id)
@@ -107,7 +136,14 @@ pub const MAX_PAGE: usize = 1000;
 impl Queue {
     /// Counts of one partition (one read-only script, O(1)).
     pub async fn stats(&self, partition: &Partition, now: DateTime<Utc>) -> Result<Stats> {
-        let v = self.eval("stats", &SCRIPTS.stats, partition, &[]).await?;
+        let v = self
+            .eval(
+                "stats",
+                &SCRIPTS.stats,
+                partition,
+                &[ms(now).to_string().into_bytes()],
+            )
+            .await?;
         let a: Vec<i64> = array(&v).iter().map(|x| int(x).unwrap_or(0)).collect();
         let [
             scheduled,
@@ -119,6 +155,8 @@ impl Queue {
             throttle,
             cap,
             oldest,
+            deferred,
+            dials,
         ] = a[..]
         else {
             return Err(Error::Reply {
@@ -138,6 +176,8 @@ impl Queue {
             throttled_until: (throttle > now_ms).then(|| at(throttle)),
             cap: (cap > 0).then(|| u(cap)),
             oldest_due: (oldest >= 0).then(|| at(oldest)),
+            deferred: u(deferred),
+            dials_last_minute: u(dials),
             lateness: chrono::Duration::milliseconds(if oldest >= 0 {
                 (now_ms - oldest).max(0)
             } else {
@@ -284,6 +324,15 @@ impl Queue {
             lease,
             reason,
         }))
+    }
+
+    /// Whether Redis answers (`PING`), for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        self.conn
+            .run("ping", |mut c| async move {
+                redis::cmd("PING").query_async::<()>(&mut c).await
+            })
+            .await
     }
 
     /// Every partition this namespace has seen, a page at a time (`SSCAN`, bounded).

@@ -177,7 +177,8 @@ impl State {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    /// The state named `s` ([`State::as_str`]).
+    pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }

@@ -961,3 +961,39 @@ async fn reconcile_drops_the_terminal_jobs_of_a_long_slab() {
     assert!(claimed == kept, "the jobs claimed are not the ones kept");
     q.delete_namespace().await.unwrap();
 }
+
+#[tokio::test]
+async fn stats_count_deferred_jobs_until_done_and_dials_of_the_last_minute() {
+    let q = queue();
+    let p = part("acme");
+    let a = new_job("acme", "c1", t0());
+    let b = new_job("acme", "c2", t0());
+    q.enqueue_many(&[a.clone(), b.clone()]).await.unwrap();
+    let got = q.claim(t0(), 2, LEASE).await.unwrap();
+    assert_eq!(got.len(), 2);
+    for j in &got {
+        q.defer(&j.job, j.token, t0() + ms(100)).await.unwrap();
+    }
+    let s = q.stats(&p, t0()).await.unwrap();
+    assert_eq!((s.deferred, s.scheduled), (2, 2));
+    let got = q.claim(t0() + ms(100), 2, LEASE).await.unwrap();
+    // a second hand-back does not count twice
+    q.defer(&got[1].job, got[1].token, t0() + ms(200))
+        .await
+        .unwrap();
+    assert_eq!(q.stats(&p, t0()).await.unwrap().deferred, 2);
+    // dialed twice over (the mark is idempotent) and finished: no longer deferred
+    let d = &got[0];
+    for _ in 0..2 {
+        q.mark_dialing(&d.job, d.token, t0() + ms(150))
+            .await
+            .unwrap();
+    }
+    assert!(q.ack(&d.job, d.token).await.unwrap());
+    let s = q.stats(&p, t0() + ms(200)).await.unwrap();
+    assert_eq!((s.deferred, s.dials_last_minute), (1, 1));
+    // the dial falls out of the last minute
+    let s = q.stats(&p, t0() + ms(80_000)).await.unwrap();
+    assert_eq!(s.dials_last_minute, 0);
+    q.delete_namespace().await.unwrap();
+}

@@ -197,14 +197,16 @@ impl Store {
     }
 
     /// Withdraws a dial intent the provider never acted on (it refused the request without
-    /// placing a call: a 429, or its credentials were refused): the attempt row goes and the
-    /// call is `scheduled` again at `due_at`, no attempt consumed.
+    /// placing a call: a 429, or its credentials were refused; or the worker did not place
+    /// it: a pause began): the attempt row goes and the call is `scheduled` again at
+    /// `due_at` with `event` and `blocks` in its trail, no attempt consumed.
     pub async fn withdraw_intent(
         &self,
         call: CallId,
         token: LeaseToken,
         attempt: AttemptNo,
         due_at: DateTime<Utc>,
+        (event, blocks): (Event, Vec<outdial_domain::policy::Block>),
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
@@ -223,8 +225,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.release(call, token, due_at, Event::HandedBack, vec![], now)
-            .await
+        self.release(call, token, due_at, event, blocks, now).await
     }
 
     /// Calls in `dialing` or `in_progress` whose lease ran out before `now` (their worker

@@ -8,6 +8,7 @@
 //! as [`MIGRATOR`]. This crate depends on `outdial-domain` for its types and must not depend
 //! on the queue, dialer, worker, API or CLI crates.
 
+mod admin;
 mod api_key;
 mod call_attempt;
 mod claim;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+pub use admin::{AdminAction, AttemptView, Pause, Readiness, WebhookBacklog};
 pub use api_key::ApiKey;
 pub use call_attempt::{CallRecord, MAX_ATTEMPT_PAGE, NewAttempt};
 pub use claim::{CallContext, ClaimedCall};

@@ -42,6 +42,8 @@ use tokio::task::JoinSet;
 use crate::coalesce::Coalesce;
 use crate::finish::{Ended, finish_with};
 use crate::fire::{Fire, check};
+use crate::pause::{PARK, Pauses};
+use crate::telemetry;
 use crate::{Error, Result};
 
 /// How a worker runs.
@@ -88,6 +90,8 @@ pub struct Dispatcher {
     /// [`Store::delivering_webhooks`] for [`crate::webhooks::Deliverer::hold`]); `None`
     /// leaves every event to the outbox poll.
     pub webhooks: Option<crate::webhooks::Deliverer>,
+    /// The operators' pauses as this dispatcher last read them ([`crate::pause`]).
+    pub pauses: Arc<Pauses>,
 }
 
 /// The queue partition of a company.
@@ -237,6 +241,22 @@ impl Dispatcher {
         let steps = Arc::new(Steps::start(&self));
         let mut tasks = JoinSet::new();
         let mut backoff = Duration::from_millis(100);
+        // Nothing is claimed before the pauses are known.
+        while !*shutdown.borrow() {
+            match self.refresh_pauses(true).await {
+                Ok(()) => break,
+                Err(e) => {
+                    telemetry::error(&e);
+                    tracing::warn!(error = %e, "cannot read the pauses; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        let refresher = tokio::spawn(Arc::clone(&self).refresh_loop(shutdown.clone()));
         while !*shutdown.borrow() {
             while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
@@ -265,6 +285,7 @@ impl Dispatcher {
                 }
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
+                    telemetry::error(&e);
                     tracing::warn!(error = %e, backoff.ms = backoff.as_millis() as u64, "dispatch batch failed; backing off");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
@@ -280,6 +301,7 @@ impl Dispatcher {
         .await;
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
+        refresher.abort();
         let left: Vec<_> = held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -288,6 +310,36 @@ impl Dispatcher {
             .collect();
         let handed_back = self.hand_back_leases(&left).await;
         tracing::info!(drained = drained.is_ok(), handed_back, "dispatch stopped");
+    }
+
+    /// Reloads the pauses (see [`Pauses::refresh`]).
+    async fn refresh_pauses(&self, first: bool) -> Result<()> {
+        let now = self.clock.now();
+        let moved = self
+            .pauses
+            .refresh(&self.store, &self.queue, now, first)
+            .await?;
+        if moved > 0 {
+            tracing::info!(
+                requeued = moved,
+                "pause ended: held calls back on the queue"
+            );
+        }
+        Ok(())
+    }
+
+    /// Reloads the pauses every [`crate::pause::REFRESH`] until `shutdown`.
+    async fn refresh_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            tokio::select! {
+                () = tokio::time::sleep(crate::pause::REFRESH) => {}
+                _ = shutdown.changed() => {}
+            }
+            if let Err(e) = self.refresh_pauses(false).await {
+                telemetry::error(&e);
+                tracing::warn!(error = %e, "cannot reload the pauses; keeping the last ones");
+            }
+        }
     }
 
     /// Expires the leases of `calls` now, in Postgres (those claimed there) and in the
@@ -332,6 +384,7 @@ impl Dispatcher {
         if jobs.is_empty() {
             return Ok(0);
         }
+        telemetry::claim_batch(jobs.len());
         let mut companies: HashMap<String, Arc<CompanyLimits>> = HashMap::new();
         for job in &jobs {
             let part = job.job.partition.as_str();
@@ -376,6 +429,7 @@ impl Dispatcher {
                 .insert(id, (None, job.clone()));
             tasks.spawn(async move {
                 if let Err(e) = me.take(job, &company, turn, &held, &steps).await {
+                    telemetry::error(&e);
                     tracing::warn!(call.id = %id, error = %e, "call left to recovery");
                 }
                 held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -472,6 +526,7 @@ impl Dispatcher {
             Reservation::Wait { until, .. } => {
                 // The company's turns are booked beyond the wait allowed: its jobs stay in
                 // the queue until then, in every process.
+                telemetry::rate_wait(&company.company.name, "turn");
                 self.queue.throttle(&job.job.partition, until).await?;
                 self.queue.defer(&job.job, job.token, until).await?;
                 return Ok(());
@@ -509,8 +564,12 @@ impl Dispatcher {
         steps: &Steps,
     ) -> Result<()> {
         let now = self.clock.now();
+        if self.park_if_paused(&call, &job, None).await? {
+            return Ok(());
+        }
         match check(&self.rules, &call, &call.context.history, now) {
             Fire::Cancel { reason } => {
+                telemetry::decision("cancelled", &[]);
                 self.store
                     .stop_claimed(
                         call.id,
@@ -525,6 +584,7 @@ impl Dispatcher {
                 Ok(())
             }
             Fire::Block { blocks } => {
+                telemetry::decision("blocked", &blocks);
                 self.store
                     .stop_claimed(call.id, call.token, Event::Blocked, blocks, now)
                     .await?;
@@ -532,7 +592,17 @@ impl Dispatcher {
                 tracing::info!("call blocked: no lawful instant within the horizon");
                 Ok(())
             }
-            Fire::Defer { until, blocks } => {
+            Fire::Defer { until, mut blocks } => {
+                // Due while its company was paused: the trail says so.
+                let held = self
+                    .pauses
+                    .set
+                    .read()
+                    .await
+                    .held_at(call.company, call.customer.task_type.as_str(), call.due_at)
+                    .map(crate::pause::block);
+                blocks.extend(held);
+                telemetry::decision("deferred", &blocks);
                 self.store
                     .release(call.id, call.token, until, Event::Deferred, blocks, now)
                     .await?;
@@ -542,6 +612,48 @@ impl Dispatcher {
             }
             Fire::Dial => self.dial(call, job, company, turn, steps).await,
         }
+    }
+
+    /// Parks `call` if a pause holds it (see [`crate::pause`]): released at its own due
+    /// time with a `paused` trail entry (after withdrawing the dial intent of `attempt`
+    /// when one was recorded), deferred in the queue by [`PARK`]. The read lock on the
+    /// pauses is held until the queue's defer is done. Returns whether it was parked.
+    async fn park_if_paused(
+        &self,
+        call: &ClaimedCall,
+        job: &Job,
+        intent: Option<outdial_domain::AttemptNo>,
+    ) -> Result<bool> {
+        let set = self.pauses.set.read().await;
+        let Some(pause) = set.holding(call.company, call.customer.task_type.as_str()) else {
+            return Ok(false);
+        };
+        let blocks = vec![crate::pause::block(pause)];
+        telemetry::decision("paused", &blocks);
+        let now = self.clock.now();
+        match intent {
+            None => {
+                self.store
+                    .release(call.id, call.token, call.due_at, Event::Paused, blocks, now)
+                    .await?
+            }
+            Some(attempt) => {
+                self.store
+                    .withdraw_intent(
+                        call.id,
+                        call.token,
+                        attempt,
+                        call.due_at,
+                        (Event::Paused, blocks),
+                        now,
+                    )
+                    .await?
+            }
+        }
+        self.queue.defer(&job.job, job.token, now + PARK).await?;
+        drop(set);
+        tracing::info!("call held: its company is paused");
+        Ok(true)
     }
 
     /// Gives the call back (no attempt consumed) until `until`.
@@ -574,6 +686,7 @@ impl Dispatcher {
             ))
             .await?
         {
+            telemetry::slots_full(&company.company.name);
             let soon = self.clock.now() + chrono::Duration::milliseconds(500);
             return self.hand_back(&call, &job, next_expiry.min(soon)).await;
         }
@@ -583,7 +696,7 @@ impl Dispatcher {
                 &job,
                 &key,
                 (company.name.clone(), company.caller_id.clone()),
-                turn,
+                (&company.company.name, turn),
                 steps,
             )
             .await;
@@ -597,7 +710,7 @@ impl Dispatcher {
         job: &Job,
         key: &IdempotencyKey,
         (company, caller_id): (CompanyRef, PhoneNumber),
-        turn: DateTime<Utc>,
+        (company_name, turn): (&str, DateTime<Utc>),
         steps: &Steps,
     ) -> Result<()> {
         let now = self.clock.now();
@@ -634,6 +747,12 @@ impl Dispatcher {
         // earlier is what holds the rate across processes.
         let wait = (turn - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
         tokio::time::sleep(wait).await;
+        // A pause that began during the wait holds the call still (the dial is a moment
+        // away: this is the last point before it).
+        if self.park_if_paused(call, job, Some(call.attempt)).await? {
+            return Ok(());
+        }
+        telemetry::dialed(company_name, call.due_at, self.clock.now());
         let mut placed = self.dialer.place(request.clone()).await;
         let mut wait = Duration::from_millis(200);
         for _ in 0..3 {
@@ -650,11 +769,19 @@ impl Dispatcher {
         match placed {
             Ok(p) => self.follow(call, job, key, p.call, steps).await,
             Err(DialError::RateLimited { retry_after }) => {
+                telemetry::rate_wait(company_name, "provider");
                 let until = now + chrono(retry_after);
                 self.limits.slow_down(&company, until).await?;
                 self.queue.throttle(&job.job.partition, until).await?;
                 self.store
-                    .withdraw_intent(call.id, call.token, call.attempt, until, now)
+                    .withdraw_intent(
+                        call.id,
+                        call.token,
+                        call.attempt,
+                        until,
+                        (Event::HandedBack, vec![]),
+                        now,
+                    )
                     .await?;
                 self.queue.defer(&job.job, job.token, until).await?;
                 Ok(())
@@ -663,7 +790,14 @@ impl Dispatcher {
                 tracing::error!(status, "provider refused our credentials; call handed back");
                 let until = now + chrono::Duration::seconds(60);
                 self.store
-                    .withdraw_intent(call.id, call.token, call.attempt, until, now)
+                    .withdraw_intent(
+                        call.id,
+                        call.token,
+                        call.attempt,
+                        until,
+                        (Event::HandedBack, vec![]),
+                        now,
+                    )
                     .await?;
                 self.queue.defer(&job.job, job.token, until).await?;
                 Ok(())
@@ -737,6 +871,7 @@ impl Dispatcher {
 
     /// Records how the claimed `call` ended (with its follow-ups) and acks its job.
     async fn end(&self, call: &ClaimedCall, job: &Job, ended: &Ended, steps: &Steps) -> Result<()> {
+        telemetry::result(ended.outcome.as_str(), &ended.flags);
         finish_with(
             self,
             Some(steps),

@@ -14,7 +14,9 @@ mod dispatch;
 mod error;
 mod finish;
 pub mod fire;
+pub mod pause;
 pub mod reconciler;
+mod telemetry;
 pub mod webhooks;
 
 pub use dispatch::{Dispatcher, WorkerConfig, partition};

@@ -100,6 +100,7 @@ pub async fn pass(d: &Dispatcher) -> Result<()> {
         .queue
         .reconcile(&StoreTruth(d.store.clone()), now, 1000)
         .await?;
+    crate::telemetry::reconciled(done.restored, done.dropped);
     if done.restored > 0 || done.dropped > 0 {
         tracing::info!(
             restored = done.restored,
@@ -181,6 +182,7 @@ async fn recover_one(
                 };
                 let ended = Ended::from_provider(&found, now);
                 finish(d, &claimed, None, attempt, &ended).await?;
+                crate::telemetry::recovered("recovered");
                 tracing::info!(call.id = %call, "recovered the result of a call whose worker died");
             }
             Ok(Some(_)) => {
@@ -191,9 +193,10 @@ async fn recover_one(
             }
             Ok(None) => {
                 d.store
-                    .withdraw_intent(call, token, attempt, now, now)
+                    .withdraw_intent(call, token, attempt, now, (Event::HandedBack, vec![]), now)
                     .await?;
                 requeue(d, call, now).await?;
+                crate::telemetry::recovered("requeued");
                 tracing::info!(call.id = %call, "the provider never received the call; due again");
             }
             Err(e) => tracing::warn!(call.id = %call, error = %e, "lookup failed; next pass"),

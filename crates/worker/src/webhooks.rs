@@ -175,6 +175,7 @@ async fn deliver(
     let now = clock.now();
     let error = match sent {
         Ok(r) if r.status().is_success() => {
+            crate::telemetry::webhook("delivered");
             tracing::info!(event.id = %d.id, "webhook delivered");
             return store.delivered(d.id, now).await;
         }
@@ -185,6 +186,7 @@ async fn deliver(
     let tries = d.attempts + 1;
     let retry_at = (tries < config.max_tries)
         .then(|| now + chrono::Duration::from_std(backoff(config, d.attempts)).unwrap_or_default());
+    crate::telemetry::webhook(if retry_at.is_none() { "dead" } else { "failed" });
     if retry_at.is_none() {
         tracing::error!(event.id = %d.id, error = %error, "webhook dead-lettered after the last try");
     } else {

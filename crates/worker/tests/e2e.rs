@@ -184,6 +184,7 @@ async fn dispatcher(
             callbacks,
         },
         webhooks: Some(webhooks),
+        pauses: Arc::default(),
     })
 }
 

@@ -26,7 +26,13 @@ pub enum Reason {
     ConsumerDesignated,
     /// No candidate time zone: the customer's location is unknown.
     NoCandidateLocation,
+    /// The operator paused the company's calls (rule [`PAUSE_RULE`]); not a calling rule:
+    /// the call waits for the resume, then for its next lawful instant.
+    Paused,
 }
+
+/// The rule id of an operator's pause in blocks and decision trails.
+pub const PAUSE_RULE: &str = "operator.pause";
 
 /// One rule blocking a dial.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

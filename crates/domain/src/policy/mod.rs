@@ -15,7 +15,7 @@ pub mod window;
 
 pub use candidates::{Candidate, Candidates, LocationFacts, Source};
 pub use contact::{Contact, ContactKind, Subject};
-pub use decision::{Block, Decision, Reason};
+pub use decision::{Block, Decision, PAUSE_RULE, Reason};
 pub use designation::{DESIGNATED_RULE, Inconvenient};
 pub use engine::{NO_LOCATION_RULE, Prepared};
 pub use history::History;

@@ -1,0 +1,521 @@
+//! The operator's routes (issue 14): `/admin/…` behind the admin token, `/healthz`,
+//! `/readyz` and `/metrics`, through `router(state)` + `oneshot` against a fresh database
+//! per test and real Redis (a namespace of the test's own).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use outdial_api::admin::ops::Ops;
+use outdial_api::{AppState, router};
+use outdial_domain::policy::Ruleset;
+use outdial_domain::{CallId, ManualClock};
+use outdial_queue::{Queue, QueueConfig};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+use support::*;
+
+const TOKEN: &str = "admin-test-token-0123456789";
+
+fn redis_url() -> String {
+    std::env::var("OUTDIAL_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The fixture's app with the admin routes and a queue of the test's own namespace.
+struct Admin {
+    f: Fixture,
+    app: Router,
+    queue: Queue,
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        let queue = self.queue.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    let _ = queue.delete_namespace().await;
+                });
+            }
+        })
+        .join();
+    }
+}
+
+async fn admin(pool: PgPool, redis: &str) -> Admin {
+    let db: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&pool)
+        .await
+        .expect("database name");
+    let f = fixture(pool).await;
+    // The database's name is unique per test; its tail keeps the namespace short.
+    let tail = &db[db.len().saturating_sub(24)..];
+    let queue =
+        Queue::open(redis, &format!("t:admin:{tail}"), QueueConfig::default()).expect("queue");
+    let clock = Arc::new(ManualClock::new(f.now));
+    let ops = Ops {
+        store: f.store.clone(),
+        queue: queue.clone(),
+        limits: None,
+        clock: clock.clone(),
+    };
+    let app = router(
+        AppState::new(
+            f.store.clone(),
+            clock,
+            Arc::new(Ruleset::bundled().expect("rules")),
+            Some(queue.clone()),
+        )
+        .with_admin(TOKEN, ops),
+    );
+    Admin { f, app, queue }
+}
+
+/// Sends a request with the given headers; returns the status and the body (JSON, or a
+/// string when it is not JSON).
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = app
+        .clone()
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("router answers");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body)
+}
+
+async fn as_admin(app: &Router, method: &str, uri: &str) -> (StatusCode, Value) {
+    call(
+        app,
+        method,
+        uri,
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+    )
+    .await
+}
+
+/// Company A's customer `c1` with a collections schedule; returns the calls' ids.
+async fn scheduled(a: &Admin) -> Vec<String> {
+    let mut body = minimal("c1");
+    body["taskType"] = json!("collections");
+    let (status, created) = post(&a.app, &a.f.key_a, "/customers", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, calls) = post(
+        &a.app,
+        &a.f.key_a,
+        "/scheduled-calls/c1",
+        &json!({ "scheduleType": "collections" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{calls}");
+    calls
+        .as_array()
+        .expect("calls")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+/// Every admin route, with a path that exists.
+fn admin_routes(call: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("GET", "/admin/queue/stats".into()),
+        ("GET", "/admin/queue/scheduled".into()),
+        ("GET", format!("/admin/calls/{call}")),
+        ("POST", format!("/admin/calls/{call}/retry")),
+        ("POST", format!("/admin/calls/{call}/cancel")),
+        ("POST", "/admin/queue/dead/purge".into()),
+        ("POST", "/admin/companies/acme/pause".into()),
+        ("POST", "/admin/companies/acme/resume".into()),
+    ]
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn every_admin_route_refuses_a_company_key_and_the_token_is_no_company_key(pool: PgPool) {
+    let a = admin(pool, &redis_url()).await;
+    let calls = scheduled(&a).await;
+    let key = a.f.key_a.clone();
+    for (method, path) in admin_routes(&calls[0]) {
+        for headers in [
+            vec![],
+            vec![("x-api-key", key.as_str())],
+            vec![("authorization", &*format!("Bearer {key}"))],
+            vec![("authorization", "Bearer wrong-token")],
+            vec![("cookie", "outdial_admin=wrong-token")],
+        ] {
+            let (status, body) = call(&a.app, method, &path, &headers).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {headers:?}: {body}"
+            );
+            assert_envelope(&body, "unauthorized");
+        }
+    }
+    // Nothing was changed by the refused writes.
+    let (status, call0) = get(
+        &a.app,
+        &a.f.key_a,
+        &format!("/scheduled-calls/{}", calls[0]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(call0["status"], "scheduled", "{call0}");
+    // The admin token is not a company key.
+    for headers in [
+        vec![("x-api-key", TOKEN)],
+        vec![("authorization", &*format!("Bearer {TOKEN}"))],
+    ] {
+        let (status, body) = call(&a.app, "GET", "/customers", &headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}: {body}");
+    }
+    let (status, _) = as_admin(&a.app, "GET", "/admin/queue/stats").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn without_an_admin_token_there_are_no_admin_routes(pool: PgPool) {
+    let f = fixture(pool).await;
+    for (method, path) in admin_routes(&uuid_like()) {
+        let (status, body) = call(&f.app, method, &path, &[("authorization", "Bearer x")]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+}
+
+fn uuid_like() -> String {
+    "00000000-0000-4000-8000-000000000001".into()
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn stats_list_show_retry_cancel_and_purge_work_on_real_calls(pool: PgPool) {
+    let a = admin(pool, &redis_url()).await;
+    let calls = scheduled(&a).await;
+    let n = calls.len() as u64;
+    let (status, stats) = as_admin(&a.app, "GET", "/admin/queue/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    let acme = stats["companies"]
+        .as_array()
+        .expect("companies")
+        .iter()
+        .find(|c| c["company"] == "acme")
+        .cloned()
+        .expect("acme's line");
+    assert_eq!(acme["scheduled"], n, "{stats}");
+    assert_eq!(acme["dead"], 0);
+    assert_eq!(acme["paused"], false);
+    assert_eq!(stats["total"]["scheduled"], n, "{stats}");
+    let (_, one) = as_admin(&a.app, "GET", "/admin/queue/stats?company=globex").await;
+    assert_eq!(one["companies"][0]["scheduled"], 0, "{one}");
+    let (status, body) = as_admin(&a.app, "GET", "/admin/queue/stats?company=nobody").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Listing pages through every call once, across companies.
+    let mut seen = Vec::new();
+    let mut uri = "/admin/queue/scheduled?limit=3".to_owned();
+    loop {
+        let (status, page) = as_admin(&a.app, "GET", &uri).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for item in page["items"].as_array().expect("items") {
+            seen.push(item["callId"].as_str().expect("callId").to_owned());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => uri = format!("/admin/queue/scheduled?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    let mut want = calls.clone();
+    want.sort();
+    assert_eq!(seen, want);
+    let (status, body) = as_admin(&a.app, "GET", "/admin/queue/sideways").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(field_names(&body), vec!["state"]);
+    let (status, body) = as_admin(&a.app, "GET", "/admin/queue/due?cursor=zzz").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(field_names(&body), vec!["cursor"]);
+
+    // One call's life.
+    let (status, view) = as_admin(&a.app, "GET", &format!("/admin/calls/{}", calls[0])).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["company"], "acme");
+    assert_eq!(view["call"]["status"], "scheduled");
+    assert_eq!(view["queue"]["state"], "scheduled", "{view}");
+    assert!(view["call"]["decisionTrail"].is_array(), "{view}");
+    let (status, _) = as_admin(&a.app, "GET", &format!("/admin/calls/{}", uuid_like())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = as_admin(&a.app, "GET", "/admin/calls/not-a-uuid").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Retry: a queued call is a conflict; a dead one is re-driven, and `show` records it.
+    let (status, body) =
+        as_admin(&a.app, "POST", &format!("/admin/calls/{}/retry", calls[0])).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let job = job_of(&a, &calls[0]).await;
+    assert!(
+        a.queue
+            .dead(&job, a.f.now, "test: exhausted")
+            .await
+            .expect("dead")
+    );
+    let (status, body) =
+        as_admin(&a.app, "POST", &format!("/admin/calls/{}/retry", calls[0])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], "redriven");
+    let (_, view) = as_admin(&a.app, "GET", &format!("/admin/calls/{}", calls[0])).await;
+    assert_eq!(view["queue"]["state"], "scheduled", "{view}");
+    assert_eq!(view["adminActions"][0]["action"], "retry", "{view}");
+    assert_eq!(view["adminActions"][0]["actor"], "admin-api", "{view}");
+    // A call Redis lost is enqueued again.
+    let job1 = job_of(&a, &calls[1]).await;
+    a.queue.cancel(&job1).await.expect("drop from the queue");
+    let (status, body) =
+        as_admin(&a.app, "POST", &format!("/admin/calls/{}/retry", calls[1])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], "enqueued");
+
+    // Cancel: the row and the job; a second cancel is a conflict.
+    let (status, body) =
+        as_admin(&a.app, "POST", &format!("/admin/calls/{}/cancel", calls[2])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["queue"], "removed");
+    let (_, row) = get(
+        &a.app,
+        &a.f.key_a,
+        &format!("/scheduled-calls/{}", calls[2]),
+    )
+    .await;
+    assert_eq!(row["status"], "cancelled", "{row}");
+    let (status, body) =
+        as_admin(&a.app, "POST", &format!("/admin/calls/{}/cancel", calls[2])).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) =
+        as_admin(&a.app, "POST", &format!("/admin/calls/{}/retry", calls[2])).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // Purge dead: only those dead long enough; their rows are cancelled.
+    let job3 = job_of(&a, &calls[3]).await;
+    assert!(a.queue.dead(&job3, a.f.now, "test").await.expect("dead"));
+    let (status, body) = as_admin(&a.app, "POST", "/admin/queue/dead/purge?olderThan=1h").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["purged"], 0);
+    let (status, body) = as_admin(&a.app, "POST", "/admin/queue/dead/purge?olderThan=soon").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(field_names(&body), vec!["olderThan"]);
+    let (status, body) = as_admin(&a.app, "POST", "/admin/queue/dead/purge?company=acme").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["purged"], 1);
+    let (_, row) = get(
+        &a.app,
+        &a.f.key_a,
+        &format!("/scheduled-calls/{}", calls[3]),
+    )
+    .await;
+    assert_eq!(row["status"], "cancelled", "{row}");
+    let (_, stats) = as_admin(&a.app, "GET", "/admin/queue/stats?company=acme").await;
+    assert_eq!(stats["companies"][0]["dead"], 0, "{stats}");
+    assert_eq!(stats["companies"][0]["scheduled"], n - 2, "{stats}");
+}
+
+async fn job_of(a: &Admin, call: &str) -> outdial_queue::JobRef {
+    let company = a.f.store.company_named("acme").await.expect("acme");
+    let partition = outdial_queue::Partition::new(&company.id.to_string()).expect("partition");
+    let id: CallId = call.parse().expect("call id");
+    a.queue
+        .job_ref(&partition, id, &"c1".parse().expect("customer"))
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn pause_and_resume_are_recorded_and_name_bad_input(pool: PgPool) {
+    let a = admin(pool, &redis_url()).await;
+    scheduled(&a).await;
+    let (status, body) = as_admin(&a.app, "POST", "/admin/companies/nobody/pause").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = as_admin(
+        &a.app,
+        "POST",
+        "/admin/companies/acme/pause?taskType=surfing",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(field_names(&body), vec!["taskType"]);
+    let (status, body) = as_admin(&a.app, "POST", "/admin/companies/acme/resume").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    let (status, body) = as_admin(&a.app, "POST", "/admin/companies/acme/pause").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["alreadyPaused"], false);
+    let (_, body) = as_admin(&a.app, "POST", "/admin/companies/acme/pause").await;
+    assert_eq!(body["alreadyPaused"], true, "{body}");
+    let (status, body) = as_admin(
+        &a.app,
+        "POST",
+        "/admin/companies/acme/pause?taskType=collections",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, stats) = as_admin(&a.app, "GET", "/admin/queue/stats?company=acme").await;
+    assert_eq!(stats["companies"][0]["paused"], true, "{stats}");
+    assert_eq!(
+        stats["companies"][0]["pausedTaskTypes"],
+        json!(["collections"])
+    );
+
+    let (status, body) = as_admin(&a.app, "POST", "/admin/companies/acme/resume").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["paused"], false);
+    let (_, stats) = as_admin(&a.app, "GET", "/admin/queue/stats?company=acme").await;
+    assert_eq!(stats["companies"][0]["paused"], false, "{stats}");
+    assert_eq!(
+        stats["companies"][0]["pausedTaskTypes"],
+        json!(["collections"])
+    );
+    let (status, _) = as_admin(
+        &a.app,
+        "POST",
+        "/admin/companies/acme/resume?taskType=collections",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action || ':' || coalesce(detail->>'taskType', '') FROM admin_actions ORDER BY id",
+    )
+    .fetch_all(a.f.store.pool())
+    .await
+    .expect("admin actions");
+    assert_eq!(
+        actions,
+        [
+            "pause:",
+            "pause:collections",
+            "resume:",
+            "resume:collections"
+        ]
+    );
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn healthz_and_readyz_answer_without_a_key(pool: PgPool) {
+    let a = admin(pool, &redis_url()).await;
+    let (status, body) = call(&a.app, "GET", "/healthz", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(&a.app, "GET", "/readyz", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["redis"], "ok", "{body}");
+    assert_eq!(body["checks"]["postgres"], "ok", "{body}");
+    assert_eq!(body["checks"]["migrations"], "ok", "{body}");
+    // No recorder given to this app: no metrics route.
+    let (status, _) = call(&a.app, "GET", "/metrics", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A `redis-server` of the test's own on a free port, killed on drop.
+struct OwnRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server (ops/stack.sh installs it)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        OwnRedis { child, url }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn readyz_is_503_naming_redis_when_redis_is_down(pool: PgPool) {
+    let mut redis = OwnRedis::start();
+    let a = admin(pool, &redis.url).await;
+    let (status, body) = call(&a.app, "GET", "/readyz", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    redis.stop();
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(30), call(&a.app, "GET", "/readyz", &[]))
+            .await
+            .expect("readyz answers while Redis is down");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["notReady"], json!(["redis"]), "{body}");
+    assert_eq!(body["checks"]["postgres"], "ok", "{body}");
+    // The admin routes answer 503 too, never 500.
+    let (status, body) = tokio::time::timeout(
+        Duration::from_secs(30),
+        as_admin(&a.app, "GET", "/admin/queue/stats"),
+    )
+    .await
+    .expect("stats answers while Redis is down");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn readyz_names_pending_migrations(pool: PgPool) {
+    let f = fixture(pool).await;
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 18")
+        .execute(f.store.pool())
+        .await
+        .expect("forget one migration");
+    let (status, body) = call(&f.app, "GET", "/readyz", &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["notReady"], json!(["migrations"]), "{body}");
+}
