@@ -13,6 +13,9 @@
 #   OUTDIAL_STACK_REDIS_PORT (6379), OUTDIAL_STACK_PG_PORT (5432)
 #                                            loopback ports to use / start on
 #   OUTDIAL_STACK_DIR                        Redis log/pid/work dir
+#   OUTDIAL_STACK_BROWSER=1                  also make Debian's chromium and
+#                                            chromedriver available (the admin
+#                                            page test; ops/test.sh sets it)
 set -euo pipefail
 
 HOST=127.0.0.1
@@ -155,7 +158,20 @@ ensure_postgres() {
   fi
 }
 
+# ---------------------------------------------------------------- Chromium
+
+ensure_browser() {
+  if have chromium && have chromedriver; then
+    log "chromium: $(command -v chromium), chromedriver: $(command -v chromedriver)"
+    return
+  fi
+  apt_install chromium chromium-driver
+}
+
 ensure_redis
 ensure_postgres
+if [ "${OUTDIAL_STACK_BROWSER:-0}" = 1 ]; then
+  ensure_browser
+fi
 # %q keeps the plain URLs unchanged and makes odd ones safe for eval.
 printf 'OUTDIAL_DATABASE_URL=%q\nOUTDIAL_REDIS_URL=%q\n' "$DATABASE_URL" "$REDIS_URL"

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The admin page test drives Debian's chromium through chromedriver.
+export OUTDIAL_STACK_BROWSER=1
 # shellcheck source=ops/env.sh
 source ops/env.sh
 

@@ -136,15 +136,18 @@ pub(crate) async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-/// Rewrites an error response that is not already JSON (tower-http's 413, axum's 405) into
+/// Rewrites an error response that is neither JSON nor HTML (tower-http's 413, axum's 405) into
 /// the envelope.
 pub(crate) async fn envelope_plain_errors(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
+    // JSON errors are ours already; HTML ones are the admin page's (its login form is a 401).
+    let is_ours = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_ours {
         return response;
     }
     let error = match status {

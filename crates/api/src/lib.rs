@@ -106,8 +106,18 @@ impl AppState {
         self.admin = Some(Arc::new(admin::Admin {
             token: admin::AdminToken::new(token),
             ops,
+            history: Default::default(),
         }));
         self
+    }
+
+    /// Samples the queues every `every` for the admin page's charts (when `/admin` is
+    /// mounted), on the current runtime.
+    pub fn spawn_admin_sampler(
+        &self,
+        every: std::time::Duration,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        self.admin.clone().map(|a| admin::spawn_sampler(a, every))
     }
 
     /// Serves `/metrics` from `handle` (the installed recorder's).

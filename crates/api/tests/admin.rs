@@ -4,82 +4,18 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use outdial_api::admin::ops::Ops;
-use outdial_api::{AppState, router};
-use outdial_domain::policy::Ruleset;
-use outdial_domain::{CallId, ManualClock};
-use outdial_queue::{Queue, QueueConfig};
+use outdial_domain::CallId;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
 use support::*;
-
-const TOKEN: &str = "admin-test-token-0123456789";
-
-fn redis_url() -> String {
-    std::env::var("OUTDIAL_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// The fixture's app with the admin routes and a queue of the test's own namespace.
-struct Admin {
-    f: Fixture,
-    app: Router,
-    queue: Queue,
-}
-
-impl Drop for Admin {
-    fn drop(&mut self) {
-        let queue = self.queue.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(async {
-                    let _ = queue.delete_namespace().await;
-                });
-            }
-        })
-        .join();
-    }
-}
-
-async fn admin(pool: PgPool, redis: &str) -> Admin {
-    let db: String = sqlx::query_scalar("SELECT current_database()::text")
-        .fetch_one(&pool)
-        .await
-        .expect("database name");
-    let f = fixture(pool).await;
-    // The database's name is unique per test; its tail keeps the namespace short.
-    let tail = &db[db.len().saturating_sub(24)..];
-    let queue =
-        Queue::open(redis, &format!("t:admin:{tail}"), QueueConfig::default()).expect("queue");
-    let clock = Arc::new(ManualClock::new(f.now));
-    let ops = Ops {
-        store: f.store.clone(),
-        queue: queue.clone(),
-        limits: None,
-        clock: clock.clone(),
-    };
-    let app = router(
-        AppState::new(
-            f.store.clone(),
-            clock,
-            Arc::new(Ruleset::bundled().expect("rules")),
-            Some(queue.clone()),
-        )
-        .with_admin(TOKEN, ops),
-    );
-    Admin { f, app, queue }
-}
 
 /// Sends a request with the given headers; returns the status and the body (JSON, or a
 /// string when it is not JSON).
@@ -118,28 +54,6 @@ async fn as_admin(app: &Router, method: &str, uri: &str) -> (StatusCode, Value) 
         &[("authorization", &format!("Bearer {TOKEN}"))],
     )
     .await
-}
-
-/// Company A's customer `c1` with a collections schedule; returns the calls' ids.
-async fn scheduled(a: &Admin) -> Vec<String> {
-    let mut body = minimal("c1");
-    body["taskType"] = json!("collections");
-    let (status, created) = post(&a.app, &a.f.key_a, "/customers", &body).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let (status, calls) = post(
-        &a.app,
-        &a.f.key_a,
-        "/scheduled-calls/c1",
-        &json!({ "scheduleType": "collections" }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{calls}");
-    calls
-        .as_array()
-        .expect("calls")
-        .iter()
-        .map(|c| c["id"].as_str().expect("id").to_owned())
-        .collect()
 }
 
 /// Every admin route, with a path that exists.

@@ -206,11 +206,16 @@ async fn serve(
     if let Some(secret) = args.provider_secret.as_deref().filter(|s| !s.is_empty()) {
         state = state.with_provider_secret(secret.as_bytes());
     }
+    // The admin page's charts: a sample of every queue twice a minute.
+    let sampler = state.spawn_admin_sampler(std::time::Duration::from_secs(30));
     let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await
         .context("the HTTP server failed")?;
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
     if let Some(running) = running {
         running.stop().await;
     }

@@ -6,6 +6,9 @@
 //! answer 401). Without a token configured the binary mounts none of this (404).
 
 pub mod ops;
+mod page;
+
+pub use page::spawn_sampler;
 
 use std::sync::Arc;
 
@@ -55,10 +58,12 @@ impl AdminToken {
 }
 
 /// What the admin routes share.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Admin {
     pub token: AdminToken,
     pub ops: Ops,
+    /// The admin page's chart samples.
+    pub history: page::History,
 }
 
 impl From<OpsError> for ApiError {
@@ -176,10 +181,22 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/admin/calls/{id}/cancel", post(cancel))
         .route("/admin/companies/{name}/pause", post(pause))
         .route("/admin/companies/{name}/resume", post(resume))
+        .route("/admin/ui/pause", post(page::ui_pause))
+        .route("/admin/ui/resume", post(page::ui_resume))
+        .route("/admin/ui/retry", post(page::ui_retry))
+        .route("/admin/ui/webhooks/redrive", post(page::ui_webhooks))
+        .route("/admin/logout", post(page::logout))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&admin),
             require_admin,
         ))
+        // The page answers its own login form (401) without the token.
+        .route("/admin/", get(page::dashboard))
+        .route(
+            "/admin",
+            get(|| async { axum::response::Redirect::permanent("/admin/") }),
+        )
+        .route("/admin/login", post(page::login))
         .with_state(admin)
 }
 
