@@ -36,7 +36,10 @@
 //! (`OUTDIAL_MAX_IN_FLIGHT` of each worker, default 256), `OUTDIAL_BENCH_DB_POOL`
 //! (`OUTDIAL_DB_POOL` of each worker, default 12: the shared Postgres allows 100
 //! connections), `OUTDIAL_BENCH_WEBHOOK` (`false`: no webhook, no outbox rows),
-//! `OUTDIAL_BENCH_TIMEOUT_SECS` (per run, default 600), `OUTDIAL_BENCH_BIN` (another
+//! `OUTDIAL_BENCH_TIMEOUT_SECS` (per run, default 600), `OUTDIAL_BENCH_METRICS` (`off`,
+//! the default; `on`: each worker serves `/metrics` on `OUTDIAL_METRICS_BIND` and the bench
+//! scrapes every worker each second; `ab`: each throughput run twice, metrics off and on,
+//! the order swapped every round, and the on/off ratio printed per worker count), `OUTDIAL_BENCH_BIN` (another
 //! `outdial` binary), `OUTDIAL_BENCH_WORKER_ENV` (`K=V,K=V` added to each worker's
 //! environment), `OUTDIAL_BENCH_GOAL` (calls/s, default 2,000), `OUTDIAL_BENCH_PG_SAMPLE`
 //! (`true`: sample `pg_stat_activity` every 5 ms during each run and print the statements
@@ -107,6 +110,8 @@ struct Config {
     /// Run on each scratch database after its migrations.
     sql: String,
     tolerance_ms: i64,
+    /// The metrics settings each throughput run is made with (`OUTDIAL_BENCH_METRICS`).
+    metrics: Vec<bool>,
     redis: String,
     /// The cluster's `autovacuum` setting: when `off`, each run stands in for autoanalyze.
     autovacuum: String,
@@ -142,6 +147,12 @@ impl Config {
             sample: env_or("OUTDIAL_BENCH_PG_SAMPLE", false),
             sql: std::env::var("OUTDIAL_BENCH_SQL").unwrap_or_default(),
             tolerance_ms: env_or("OUTDIAL_BENCH_ORDER_TOLERANCE_MS", 1_000),
+            metrics: match std::env::var("OUTDIAL_BENCH_METRICS").as_deref() {
+                Err(_) | Ok("off") => vec![false],
+                Ok("on") => vec![true],
+                Ok("ab") => vec![false, true],
+                Ok(v) => panic!("OUTDIAL_BENCH_METRICS={v:?}: off, on or ab"),
+            },
             redis: std::env::var("OUTDIAL_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
             autovacuum: String::new(),
@@ -153,6 +164,7 @@ impl Config {
 struct Row {
     label: String,
     processes: usize,
+    metrics: bool,
     outcome: Outcome,
     queue: f64,
     load: (String, String),
@@ -188,11 +200,18 @@ fn print_row(r: &Row) {
 
 const HEADER: &str = "| run | workers | calls | calls/s | calls/s (wall) | × bare queue | bare queue claim+ack/s | µs CPU/call: workers / postgres / redis | cores: machine / workers / postgres / redis | per call: commits / rows inserted / rows updated | WAL KiB/call | load average |\n|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|";
 
+/// The workers of a run: how many processes, and whether they serve metrics.
+#[derive(Clone, Copy)]
+struct Fleet {
+    processes: usize,
+    metrics: bool,
+}
+
 /// Seeds a scratch database and namespace, measures the bare queue, runs the workers.
 async fn measured_run(
     c: &Config,
     label: &str,
-    processes: usize,
+    fleet: Fleet,
     places: &[Place],
     per_company: usize,
     due: &dyn Fn(&Place) -> chrono::DateTime<chrono::Utc>,
@@ -206,6 +225,7 @@ async fn measured_run(
     }
     let namespace = format!("bench:dispatch{}:{label}", std::process::id());
     let queue = Queue::open(&c.redis, &namespace, QueueConfig::default())?;
+    let Fleet { processes, metrics } = fleet;
     let seeded_at = std::time::Instant::now();
     seed::seed(
         &store,
@@ -247,6 +267,7 @@ async fn measured_run(
         env: c.worker_env.clone(),
         sample: c.sample,
         sink: sink.cloned(),
+        metrics,
     };
     let stand_in = autoanalyze::stand_in(&c.autovacuum, vec![db.url.clone()]);
     let outcome = run::run_workers(&workers, &store, seeded.len()).await;
@@ -261,7 +282,16 @@ async fn measured_run(
             return Err(e);
         }
     };
-    let (dialed, problems) = checks::dialed(&store, &seeded).await?;
+    let (dialed, mut problems) = checks::dialed(&store, &seeded).await?;
+    if metrics {
+        let (ok, failed) = outcome.scrapes;
+        eprintln!("{label}: /metrics scrapes answered {ok}, not answered {failed}");
+        if ok == 0 || failed > 0 {
+            problems.push(format!(
+                "the workers' /metrics answered {ok} scrapes and failed {failed}"
+            ));
+        }
+    }
     let events: Vec<(String, i64)> = sqlx::query_as(
         "SELECT coalesce(entry->>'event', entry->'event'->>'kind', (entry->'event')::text), count(*)
          FROM call_events WHERE at >= $1 GROUP BY 1 ORDER BY 2 DESC",
@@ -284,6 +314,7 @@ async fn measured_run(
         Row {
             label: label.to_owned(),
             processes,
+            metrics,
             outcome,
             queue: bare,
             load: (load_before, load_after),
@@ -346,26 +377,36 @@ async fn bench(c: &Config) -> Res<bool> {
     let first = [places[0]];
     for round in 0..c.rounds {
         for &w in &c.workers {
-            let label = format!("r{round}w{w}");
-            let due_now = clock().now() - chrono::Duration::seconds(1);
-            let due = move |_: &Place| due_now;
-            let (row, _, problems) = measured_run(
-                c,
-                &label,
-                w,
-                &first,
-                c.calls.div_ceil(c.companies),
-                &due,
-                webhook,
-            )
-            .await?;
-            if !problems.is_empty() {
-                ok = false;
-                eprintln!("{label}: FAILED: {}", problems.join("; "));
+            // In an A/B, odd rounds run the variants in the other order (drift cancels).
+            let mut variants = c.metrics.clone();
+            if round % 2 == 1 {
+                variants.reverse();
             }
-            println!("{HEADER}");
-            print_row(&row);
-            rows.push(row);
+            for metrics in variants {
+                let label = format!("r{round}w{w}{}", if metrics { "-metrics" } else { "" });
+                let due_now = clock().now() - chrono::Duration::seconds(1);
+                let due = move |_: &Place| due_now;
+                let (row, _, problems) = measured_run(
+                    c,
+                    &label,
+                    Fleet {
+                        processes: w,
+                        metrics,
+                    },
+                    &first,
+                    c.calls.div_ceil(c.companies),
+                    &due,
+                    webhook,
+                )
+                .await?;
+                if !problems.is_empty() {
+                    ok = false;
+                    eprintln!("{label}: FAILED: {}", problems.join("; "));
+                }
+                println!("{HEADER}");
+                print_row(&row);
+                rows.push(row);
+            }
         }
     }
     let mut burst_summary = None;
@@ -376,7 +417,10 @@ async fn bench(c: &Config) -> Res<bool> {
         let (row, dialed, mut problems) = measured_run(
             c,
             "burst",
-            c.burst_workers,
+            Fleet {
+                processes: c.burst_workers,
+                metrics: c.metrics == [true],
+            },
             &burst_places,
             c.burst.div_ceil(c.companies),
             &due,
@@ -435,6 +479,24 @@ async fn bench(c: &Config) -> Res<bool> {
                 "missed"
             }
         );
+    }
+    if c.metrics.len() == 2 {
+        for &w in &c.workers {
+            let sum = |on: bool| -> (f64, usize) {
+                rows.iter()
+                    .filter(|r| r.processes == w && r.metrics == on)
+                    .fold((0.0, 0), |(s, n), r| (s + r.outcome.rate(), n + 1))
+            };
+            let ((on, n_on), (off, n_off)) = (sum(true), sum(false));
+            let ratio = (on / n_on.max(1) as f64) / (off / n_off.max(1) as f64).max(1e-9);
+            println!(
+                "metrics A/B, {w} worker(s): mean {:.0} calls/s with /metrics served and scraped each second, {:.0} without ({} rounds each): {ratio:.3}× (goal ≥ 0.97: {})",
+                on / n_on.max(1) as f64,
+                off / n_off.max(1) as f64,
+                n_on,
+                if ratio >= 0.97 { "met" } else { "missed" }
+            );
+        }
     }
     if let Some((row, dues, late, worst, shares, passed)) = burst_summary {
         println!(

@@ -25,11 +25,25 @@ impl Outdial {
     /// Starts the `outdial` binary at `bin` on `database_url` with the demo company's key
     /// fixed to `api_key`, and waits for its start-up line.
     pub fn start(bin: &str, database_url: &str, api_key: &str) -> Outdial {
-        let mut child = Command::new(bin)
-            .args(["serve", "--bind", "127.0.0.1:0"])
+        Outdial::start_with(bin, database_url, api_key, &[])
+    }
+
+    /// [`start`](Self::start) with more environment (Redis, the admin token).
+    pub fn start_with(
+        bin: &str,
+        database_url: &str,
+        api_key: &str,
+        env: &[(&str, &str)],
+    ) -> Outdial {
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--bind", "127.0.0.1:0"])
             .env("OUTDIAL_DATABASE_URL", database_url)
             .env("OUTDIAL_DEMO_API_KEY", api_key)
-            .env_remove("OUTDIAL_BIND")
+            .env_remove("OUTDIAL_BIND");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -90,9 +90,13 @@ pub struct Workers {
     pub env: Vec<(String, String)>,
     /// The sink the workers deliver to, if any: its count tells when to look in Postgres.
     pub sink: Option<Sink>,
+    /// Serve `/metrics` on each worker (`OUTDIAL_METRICS_BIND` on a free loopback port) and
+    /// scrape every worker each second while it runs (Prometheus' default is 15 s).
+    pub metrics: bool,
 }
 
-fn spawn(w: &Workers) -> Res<Child> {
+/// A worker process and, when it serves metrics, its metrics address.
+fn spawn(w: &Workers) -> Res<(Child, Option<String>)> {
     let mut cmd = Command::new(&w.bin);
     cmd.arg("work")
         .env("OUTDIAL_DATABASE_URL", &w.db)
@@ -112,7 +116,46 @@ fn spawn(w: &Workers) -> Res<Child> {
     for (k, v) in &w.env {
         cmd.env(k, v);
     }
-    Ok(cmd.spawn()?)
+    let metrics = if w.metrics {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        cmd.env("OUTDIAL_METRICS_BIND", &addr);
+        Some(addr)
+    } else {
+        cmd.env_remove("OUTDIAL_METRICS_BIND");
+        None
+    };
+    Ok((cmd.spawn()?, metrics))
+}
+
+/// Scrapes `GET /metrics` of every address each second until aborted; counts the answers
+/// that were Prometheus text with `outdial_` samples, and the other attempts.
+async fn scrape(addrs: Vec<String>, ok: Arc<AtomicU64>, failed: Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for addr in &addrs {
+            let got = async {
+                let mut s = tokio::net::TcpStream::connect(addr).await?;
+                s.write_all(
+                    format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await?;
+                let mut body = String::new();
+                s.read_to_string(&mut body).await?;
+                std::io::Result::Ok(body)
+            };
+            match tokio::time::timeout(Duration::from_secs(5), got).await {
+                Ok(Ok(body)) if body.starts_with("HTTP/1.1 200") && body.contains("\noutdial_") => {
+                    ok.fetch_add(1, Ordering::Relaxed)
+                }
+                _ => failed.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+    }
 }
 
 /// Counters of the scratch database (`pg_stat_database`) and the cluster's WAL position.
@@ -164,6 +207,8 @@ pub struct Outcome {
     pub wall: f64,
     pub cpu: cpu::Usage,
     pub pg: PgStats,
+    /// `/metrics` scrapes answered / not answered (both 0 when metrics are off).
+    pub scrapes: (u64, u64),
 }
 
 impl Outcome {
@@ -178,10 +223,16 @@ pub async fn run_workers(w: &Workers, store: &Store, expected: usize) -> Res<Out
     let pg_before = PgStats::read(store).await?;
     let start = Instant::now();
     let mut children = Vec::new();
+    let mut metrics = Vec::new();
     for _ in 0..w.processes {
-        children.push(spawn(w)?);
+        let (child, addr) = spawn(w)?;
+        children.push(child);
+        metrics.extend(addr);
     }
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let (scraped, unscraped) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let scraper = (!metrics.is_empty())
+        .then(|| tokio::spawn(scrape(metrics, scraped.clone(), unscraped.clone())));
     let before = cpu::snapshot(&pids);
     let sampler = w
         .sample
@@ -235,6 +286,10 @@ pub async fn run_workers(w: &Workers, store: &Store, expected: usize) -> Res<Out
         s.abort();
         let _ = s.await;
     }
+    if let Some(s) = scraper {
+        s.abort();
+        let _ = s.await;
+    }
     for pid in &pids {
         let _ = Command::new("kill")
             .arg("-TERM")
@@ -272,6 +327,10 @@ pub async fn run_workers(w: &Workers, store: &Store, expected: usize) -> Res<Out
         wall,
         cpu: cpu::usage(before, after),
         pg,
+        scrapes: (
+            scraped.load(Ordering::Relaxed),
+            unscraped.load(Ordering::Relaxed),
+        ),
     })
 }
 
