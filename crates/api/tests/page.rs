@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,8 @@ use sqlx::PgPool;
 
 use support::*;
 
-/// `chromedriver` on a free loopback port, killed on drop.
+/// `chromedriver` on a free loopback port in a process group of its own, killed with the
+/// Chromium it started on drop (also when the test fails half-way).
 struct Driver {
     child: Child,
     url: String,
@@ -30,6 +32,7 @@ impl Driver {
             .port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -48,6 +51,9 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -487,6 +487,25 @@ async fn bench(c: &Config) -> Res<bool> {
                     .filter(|r| r.processes == w && r.metrics == on)
                     .fold((0.0, 0), |(s, n), r| (s + r.outcome.rate(), n + 1))
             };
+            // Worker CPU per call over Postgres CPU per call: the machine's speed drifts
+            // between runs (both move together), metrics would move only the workers'.
+            let cpu = |on: bool| -> f64 {
+                let runs: Vec<f64> = rows
+                    .iter()
+                    .filter(|r| r.processes == w && r.metrics == on)
+                    .map(|r| {
+                        let (o, n) = (&r.outcome.cpu, r.outcome.calls);
+                        o.micros_per(o.workers, n) / o.micros_per(o.postgres, n).max(1e-9)
+                    })
+                    .collect();
+                runs.iter().sum::<f64>() / runs.len().max(1) as f64
+            };
+            println!(
+                "metrics A/B, {w} worker(s): worker CPU per call / Postgres CPU per call: {:.3} with metrics, {:.3} without ({:.3}×)",
+                cpu(true),
+                cpu(false),
+                cpu(true) / cpu(false).max(1e-9)
+            );
             let ((on, n_on), (off, n_off)) = (sum(true), sum(false));
             let ratio = (on / n_on.max(1) as f64) / (off / n_off.max(1) as f64).max(1e-9);
             println!(

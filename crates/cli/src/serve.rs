@@ -72,7 +72,8 @@ pub struct ServeCmd {
 }
 
 /// Installs the process's Prometheus recorder (the `metrics` macros record nothing until
-/// this runs) with histogram buckets for outdial's histograms.
+/// this runs) with histogram buckets for outdial's histograms, and its upkeep task (call it
+/// inside the tokio runtime).
 pub(crate) fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     let lateness = [
         0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
@@ -89,6 +90,17 @@ pub(crate) fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .context("bad histogram buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")
+        .inspect(|handle| {
+            // Histogram samples pile up until drained: drain them every 5 s, scraped or not.
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    every.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+        })
 }
 
 /// `outdial serve`, or with `worker` `outdial run` (the API, the dispatch worker, webhook

@@ -11,18 +11,19 @@ mod support;
 
 use support::ScratchDb;
 
-/// One HTTP/1.1 request over a fresh connection; returns the status code and body.
-fn request(addr: &str, method: &str, path: &str, key: Option<&str>) -> (u16, String) {
+/// One HTTP/1.1 request over a fresh connection, with one `(name, value)` header if given;
+/// returns the status code and body.
+fn request(addr: &str, method: &str, path: &str, header: Option<(&str, &str)>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to outdial serve");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let key = key
-        .map(|k| format!("X-API-Key: {k}\r\n"))
+    let header = header
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
         .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{key}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{header}Connection: close\r\n\r\n"
     )
     .expect("send");
     let mut response = String::new();
@@ -69,6 +70,7 @@ fn starts_answers_and_stops(command: &str, demo_key: Option<&str>) {
         Some(key) => cmd.env("OUTDIAL_DEMO_API_KEY", key),
         None => cmd.env_remove("OUTDIAL_DEMO_API_KEY"),
     };
+    cmd.env_remove("OUTDIAL_ADMIN_TOKEN");
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -85,12 +87,24 @@ fn starts_answers_and_stops(command: &str, demo_key: Option<&str>) {
         assert_eq!(key, fixed);
     }
 
-    let (status, body) = request(&addr, "GET", "/customers", Some(&key));
+    let (status, body) = request(&addr, "GET", "/customers", Some(("X-API-Key", &key)));
     assert_eq!(status, 200, "{body}");
     let (status, body) = request(&addr, "GET", "/customers", None);
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("\"error\""), "{body}");
+    if command == "serve" {
+        // No OUTDIAL_ADMIN_TOKEN: no admin routes at all.
+        let bearer = format!("Bearer {key}");
+        for path in ["/admin/queue/stats", "/admin/"] {
+            let (status, body) = request(&addr, "GET", path, Some(("Authorization", &bearer)));
+            assert_eq!(status, 404, "{path}: {body}");
+        }
+    }
+    stops_on_sigterm(child, command);
+}
 
+/// SIGTERM to `child`: it exits 0 within 10 s.
+fn stops_on_sigterm(mut child: std::process::Child, command: &str) {
     let pid = child.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -100,13 +114,132 @@ fn starts_answers_and_stops(command: &str, demo_key: Option<&str>) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "serve exited with {status}");
+            assert!(status.success(), "{command} exited with {status}");
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "serve did not stop within 10 s of SIGTERM"
+            "{command} did not stop within 10 s of SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The first line `child` prints on stdout, as JSON.
+fn first_line(child: &mut std::process::Child) -> Value {
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("the start-up line");
+    serde_json::from_str(&first).unwrap_or_else(|e| panic!("{first:?} is not JSON: {e}"))
+}
+
+#[test]
+fn run_prints_an_admin_token_for_the_admin_routes_and_metrics_need_no_key() {
+    let db = ScratchDb::new("runadmin");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["run", "--bind", "127.0.0.1:0"])
+        .env("OUTDIAL_DATABASE_URL", &db.url)
+        .env(
+            "OUTDIAL_NAMESPACE",
+            format!("t:{}", db.url.rsplit('/').next().unwrap_or("cli")),
+        )
+        .env_remove("OUTDIAL_ADMIN_TOKEN")
+        .env_remove("OUTDIAL_DEMO_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start outdial run");
+    let start = first_line(&mut child);
+    let addr = start["listening"].as_str().expect("listening").to_owned();
+    let key = start["demoApiKey"].as_str().expect("demoApiKey").to_owned();
+    let token = start["adminToken"].as_str().expect("adminToken").to_owned();
+    assert!(token.starts_with("oda_") && token.len() > 40, "{token}");
+
+    let admin = format!("Bearer {token}");
+    let (status, body) = request(
+        &addr,
+        "GET",
+        "/admin/queue/stats",
+        Some(("Authorization", &admin)),
+    );
+    assert_eq!(status, 200, "{body}");
+    let stats: Value = serde_json::from_str(&body).expect("JSON stats");
+    assert!(
+        stats["companies"].is_array() && stats["total"].is_object(),
+        "{stats}"
+    );
+    let company = format!("Bearer {key}");
+    for header in [
+        ("Authorization", company.as_str()),
+        ("X-API-Key", key.as_str()),
+    ] {
+        let (status, body) = request(&addr, "GET", "/admin/queue/stats", Some(header));
+        assert_eq!(status, 401, "the demo key on an admin route: {body}");
+    }
+    let (status, _) = request(&addr, "GET", "/customers", Some(("X-API-Key", &token)));
+    assert_eq!(status, 401, "the admin token on a company route");
+
+    let (status, text) = request(&addr, "GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("outdial_queue_depth{"), "{text}");
+    assert!(
+        !text.contains(&key) && !text.contains(&token),
+        "no secret in metrics"
+    );
+    let (status, body) = request(&addr, "GET", "/healthz", None);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = request(&addr, "GET", "/readyz", None);
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).expect("JSON readiness");
+    assert_eq!(ready["checks"]["redis"], "ok", "{ready}");
+    assert_eq!(ready["checks"]["migrations"], "ok", "{ready}");
+    stops_on_sigterm(child, "run");
+}
+
+#[test]
+fn a_worker_serves_metrics_and_readiness_on_its_metrics_bind() {
+    let db = ScratchDb::new("workmetrics");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .arg("work")
+        .env("OUTDIAL_DATABASE_URL", &db.url)
+        .env(
+            "OUTDIAL_NAMESPACE",
+            format!("t:{}", db.url.rsplit('/').next().unwrap_or("cli")),
+        )
+        .env("OUTDIAL_METRICS_BIND", "127.0.0.1:0")
+        .env("OUTDIAL_SIMULATOR", "instant")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start outdial work");
+    let line = first_line(&mut child);
+    let addr = line["metrics"]
+        .as_str()
+        .expect("the metrics address")
+        .to_owned();
+
+    let (status, body) = request(&addr, "GET", "/readyz", None);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = request(&addr, "GET", "/healthz", None);
+    assert_eq!(status, 200, "{body}");
+    // The reconciler's first pass runs at start-up; its counter shows on the page.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, text) = request(&addr, "GET", "/metrics", None);
+        assert_eq!(status, 200, "{text}");
+        if text.contains("outdial_reconcile_passes_total") {
+            assert!(
+                text.contains("# TYPE outdial_reconcile_passes_total counter"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reconcile pass counted within 20 s: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stops_on_sigterm(child, "work");
 }
