@@ -433,3 +433,186 @@ async fn readyz_names_pending_migrations(pool: PgPool) {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["notReady"], json!(["migrations"]), "{body}");
 }
+
+/// A form post (the admin page's), with the session cookie if given; returns the status,
+/// the `Set-Cookie` and `Location` headers and the body.
+async fn form(
+    app: &Router,
+    uri: &str,
+    cookie: Option<&str>,
+    body: &str,
+) -> (StatusCode, String, String, String) {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let response = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_owned())).expect("request"))
+        .await
+        .expect("router answers");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (status, set_cookie, location) =
+        (response.status(), header("set-cookie"), header("location"));
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        set_cookie,
+        location,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// The page as the logged-in browser gets it.
+async fn page(app: &Router, cookie: &str) -> String {
+    let (status, body) = call(app, "GET", "/admin/", &[("cookie", cookie)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body.as_str().expect("HTML").to_owned()
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn the_page_s_forms_need_the_session_and_its_csrf_token_and_are_recorded(pool: PgPool) {
+    let a = admin(pool, &redis_url()).await;
+    let calls = scheduled(&a).await;
+
+    // Log in: a wrong token is the form again (401), the right one sets the session cookie.
+    let (status, body) = call(&a.app, "GET", "/admin/", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body.as_str().expect("HTML").contains("name=\"token\""),
+        "{body}"
+    );
+    let (status, cookie, _, body) = form(&a.app, "/admin/login", None, "token=nope").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(cookie.is_empty(), "no session for a wrong token");
+    let (status, set, location, _) =
+        form(&a.app, "/admin/login", None, &format!("token={TOKEN}")).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/admin/")
+    );
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let session = set.split(';').next().expect("cookie").to_owned();
+    let html = page(&a.app, &session).await;
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token in the page")
+        .to_owned();
+    assert!(
+        !html.contains(TOKEN),
+        "the page never shows the admin token"
+    );
+
+    // Pause: no session is 401, a wrong CSRF token 403, and neither pauses.
+    let pause = format!("csrf={csrf}&company=acme");
+    let (status, ..) = form(&a.app, "/admin/ui/pause", None, &pause).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, ..) = form(
+        &a.app,
+        "/admin/ui/pause",
+        Some(&session),
+        "csrf=forged&company=acme",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, ..) = form(&a.app, "/admin/ui/pause", Some(&session), "company=acme").await;
+    assert!(status.is_client_error(), "no CSRF token: {status}");
+    let (_, stats) = as_admin(&a.app, "GET", "/admin/queue/stats?company=acme").await;
+    assert_eq!(stats["companies"][0]["paused"], false, "{stats}");
+    let (status, _, location, _) = form(&a.app, "/admin/ui/pause", Some(&session), &pause).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.starts_with("/admin/?msg="), "{location}");
+    let (_, stats) = as_admin(&a.app, "GET", "/admin/queue/stats?company=acme").await;
+    assert_eq!(stats["companies"][0]["paused"], true, "{stats}");
+    form(&a.app, "/admin/ui/resume", Some(&session), &pause).await;
+    let (_, stats) = as_admin(&a.app, "GET", "/admin/queue/stats?company=acme").await;
+    assert_eq!(stats["companies"][0]["paused"], false, "{stats}");
+
+    // A dead call is listed with its re-drive button, and the button re-drives it.
+    let job = job_of(&a, &calls[0]).await;
+    assert!(
+        a.queue
+            .dead(&job, a.f.now, "test: exhausted")
+            .await
+            .expect("dead")
+    );
+    assert!(page(&a.app, &session).await.contains(&calls[0]));
+    let (status, ..) = form(
+        &a.app,
+        "/admin/ui/retry",
+        Some(&session),
+        &format!("csrf={csrf}&call={}", calls[0]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, view) = as_admin(&a.app, "GET", &format!("/admin/calls/{}", calls[0])).await;
+    assert_eq!(view["queue"]["state"], "scheduled", "{view}");
+    assert_eq!(view["adminActions"][0]["action"], "retry", "{view}");
+
+    // A webhook dead letter (as the deliverer leaves one) is re-driven, and recorded.
+    let acme = a.f.store.company_named("acme").await.expect("acme");
+    let event = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO webhook_outbox (id, company_id, event, payload, status, attempts,
+                                     next_attempt_at, last_error, created_at)
+         VALUES ($1, $2, 'call.completed', '{}', 'dead', 8, $3, 'HTTP 503', $3)",
+    )
+    .bind(event)
+    .bind(acme.id.as_uuid())
+    .bind(a.f.now)
+    .execute(a.f.store.pool())
+    .await
+    .expect("a dead letter");
+    assert!(page(&a.app, &session).await.contains(&event.to_string()));
+    let (status, _, location, _) = form(
+        &a.app,
+        "/admin/ui/webhooks/redrive",
+        Some(&session),
+        &format!("csrf={csrf}&company=acme"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.contains("1%20webhook"), "{location}");
+    let state: String = sqlx::query_scalar("SELECT status FROM webhook_outbox WHERE id = $1")
+        .bind(event)
+        .fetch_one(a.f.store.pool())
+        .await
+        .expect("the event");
+    assert_eq!(state, "pending");
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM admin_actions ORDER BY at, id")
+            .fetch_all(a.f.store.pool())
+            .await
+            .expect("actions");
+    assert_eq!(actions, ["pause", "resume", "retry", "webhook_redrive"]);
+
+    // Log out: the cookie is cleared.
+    let (status, set, ..) = form(
+        &a.app,
+        "/admin/logout",
+        Some(&session),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(set.contains("Max-Age=0"), "{set}");
+}

@@ -569,6 +569,25 @@ impl Ops {
         Ok(detail)
     }
 
+    /// Puts a company's webhook dead letters back in the outbox, due now. Returns how many.
+    pub async fn redrive_webhooks(&self, name: &str, actor: &str) -> Result<Value> {
+        let company = self.company_named(name).await?;
+        let n = self
+            .store
+            .redrive_deliveries(company.id, None, self.now())
+            .await?;
+        let detail = json!({ "redriven": n });
+        self.record(
+            actor,
+            "webhook_redrive",
+            Some(company.id),
+            None,
+            detail.clone(),
+        )
+        .await?;
+        Ok(detail)
+    }
+
     /// Ends a pause and puts the company's parked calls back at their own due times.
     pub async fn resume(&self, name: &str, task_type: Option<&str>, actor: &str) -> Result<Value> {
         let company = self.company_named(name).await?;

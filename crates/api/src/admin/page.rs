@@ -258,14 +258,14 @@ async fn render(admin: &Admin, q: &PageQuery) -> Result<Markup, OpsError> {
             h2 { "Webhook dead letters" }
             @if webhook_dead.is_empty() { p { "None." } } @else {
                 table id="webhook-dead" {
-                    tr { th { "company" } th { "event" } th { "tries" } th { "last error" } th { "created" } }
+                    tr { th { "company" } th { "event id" } th { "event" } th { "tries" } th { "last error" } th { "created" } }
                     @for (company, list) in &webhook_dead {
                         @for d in list {
-                            tr { td { (company) } td { (d.event) } td { (d.attempts) }
+                            tr { td { (company) } td { (d.id) } td { (d.event) } td { (d.attempts) }
                                  td { (d.last_error.clone().unwrap_or_default()) }
                                  td { (d.created_at.to_rfc3339()) } }
                         }
-                        tr { td colspan="5" {
+                        tr { td colspan="6" {
                             form method="post" action="/admin/ui/webhooks/redrive" class="inline" {
                                 input type="hidden" name="csrf" value=(token);
                                 input type="hidden" name="company" value=(company);
@@ -555,27 +555,11 @@ pub(super) async fn ui_webhooks(
     if !csrf_ok(&a, &f.csrf) {
         return forbidden();
     }
-    let company = match a.ops.store.company_named(&f.company).await {
-        Ok(c) => c,
-        Err(e) => return back(e.to_string()),
-    };
-    let now = a.ops.clock.now();
-    match a.ops.store.redrive_deliveries(company.id, None, now).await {
-        Ok(n) => {
-            let _ = a
-                .ops
-                .store
-                .record_admin_action(&outdial_store::AdminAction {
-                    at: now,
-                    actor: API_ACTOR.to_owned(),
-                    action: "webhook_redrive".to_owned(),
-                    company: Some(company.id),
-                    call: None,
-                    detail: serde_json::json!({ "redriven": n }),
-                })
-                .await;
-            back(format!("{n} webhook events of {} re-driven", f.company))
-        }
+    match a.ops.redrive_webhooks(&f.company, API_ACTOR).await {
+        Ok(d) => back(format!(
+            "{} webhook events of {} re-driven",
+            d["redriven"], f.company
+        )),
         Err(e) => back(e.to_string()),
     }
 }
