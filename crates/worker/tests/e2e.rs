@@ -106,18 +106,21 @@ fn customer() -> outdial_domain::Customer {
 
 /// Schedules three calls for customer `c1`: one due now, two later the same week.
 async fn three_calls(store: &Store, company: CompanyId) -> CreatedSchedule {
+    let at = |h: i64| now() + chrono::Duration::hours(h);
+    calls_at(store, company, &[at(0), at(26), at(50)]).await
+}
+
+/// Schedules customer `c1`'s calls at `ats`.
+async fn calls_at(store: &Store, company: CompanyId, ats: &[DateTime<Utc>]) -> CreatedSchedule {
     let def = Cadence::default_def(ScheduleType::Collections).expect("default");
     let plan = Plan {
-        calls: [0, 26, 50]
+        calls: ats
             .iter()
-            .map(|h| {
-                let at = now() + chrono::Duration::hours(*h);
-                PlannedCall {
-                    at,
-                    local: at.naive_utc(),
-                    slot: at,
-                    moved_by: vec![],
-                }
+            .map(|&at| PlannedCall {
+                at,
+                local: at.naive_utc(),
+                slot: at,
+                moved_by: vec![],
             })
             .collect(),
         dropped: vec![],
@@ -486,4 +489,82 @@ async fn a_live_call_finishes_from_the_providers_signed_callback(pool: PgPool) {
         1
     );
     dispatcher.queue.delete_namespace().await.expect("cleanup");
+}
+
+/// A call due at 20:50 in New York while its company is paused, resumed at 21:10 (the
+/// federal window has closed): it is not dialed, it moves to the next lawful morning, and
+/// its trail names the pause (`operator.pause`, reason `paused`) beside the window rule.
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn a_call_held_by_a_pause_past_its_window_moves_to_the_next_lawful_instant(pool: PgPool) {
+    // Tuesday 5 May 2026, 20:50 EDT.
+    let due = Utc.with_ymd_and_hms(2026, 5, 6, 0, 50, 0).unwrap();
+    let manual = Arc::new(ManualClock::new(due - chrono::Duration::minutes(5)));
+    let clock: Arc<dyn Clock> = manual.clone();
+    let store = Store::new(pool);
+    let (company, _) = store.create_company("acme", now()).await.expect("company");
+    store
+        .insert_customer(company.id, &customer(), now())
+        .await
+        .expect("customer");
+    let created = calls_at(&store, company.id, &[due]).await;
+    let call = created.calls[0].id;
+    assert!(
+        store
+            .pause(company.id, None, "test", clock.now())
+            .await
+            .expect("pause")
+    );
+    manual.set(due + chrono::Duration::minutes(20));
+    store
+        .resume(company.id, None, "test", clock.now())
+        .await
+        .expect("resume")
+        .expect("the pause ended");
+
+    let simulator = Simulator::new(SimConfig::new(7).instant(), Arc::clone(&clock));
+    let dispatcher = dispatcher(&store, &clock, Arc::new(simulator.clone()), false).await;
+    reconciler::pass(&dispatcher).await.expect("reconcile");
+    let (stop, shutdown) = watch::channel(false);
+    let worker = tokio::spawn(Arc::clone(&dispatcher).run(shutdown));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let record = loop {
+        let r = store.scheduled_call(company.id, call).await.expect("call");
+        if r.scheduled_at > due {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call did not move within 20 s: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.send(true).expect("stop");
+    worker.await.expect("worker");
+
+    assert_eq!(
+        simulator.stats().calls_created(),
+        0,
+        "nothing dialed at 21:10"
+    );
+    assert_eq!(record.status, CallStatus::Scheduled, "{record:?}");
+    // Wednesday 08:00 EDT, the window's next opening.
+    assert_eq!(
+        record.scheduled_at,
+        Utc.with_ymd_and_hms(2026, 5, 6, 12, 0, 0).unwrap(),
+        "{record:?}"
+    );
+    let trail = record.decision_trail.expect("trail");
+    let last = trail.last().expect("an entry");
+    let rules: Vec<&str> = last.blocks.iter().map(|b| &*b.rule).collect();
+    assert!(
+        rules.contains(&outdial_domain::policy::PAUSE_RULE),
+        "the pause is named: {last:?}"
+    );
+    assert!(rules.len() >= 2, "and the window rule beside it: {last:?}");
+    assert!(
+        last.blocks
+            .iter()
+            .any(|b| b.reason == outdial_domain::policy::Reason::Paused),
+        "{last:?}"
+    );
 }
