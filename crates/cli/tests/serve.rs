@@ -1,12 +1,14 @@
-//! `outdial serve`: the real binary on a free loopback port against a scratch database.
+//! `outdial serve`, `run` and `work`: the real binary on free loopback ports against a
+//! scratch database and a Redis namespace of the test's own (deleted at the end).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod fleet;
 mod support;
 
 use support::ScratchDb;
@@ -58,29 +60,15 @@ fn run_serves_the_api_with_the_fixed_demo_key_from_the_environment() {
 /// a clean exit on SIGTERM.
 fn starts_answers_and_stops(command: &str, demo_key: Option<&str>) {
     let db = ScratchDb::new(command);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outdial"));
-    cmd.args([command, "--bind", "127.0.0.1:0"])
-        .env("OUTDIAL_DATABASE_URL", &db.url)
-        // `run` also starts the worker: its Redis keys go to a namespace of this test's own.
-        .env(
-            "OUTDIAL_NAMESPACE",
-            format!("t:{}", db.url.rsplit('/').next().unwrap_or("cli")),
-        );
+    let ns = Keys::new();
+    let mut cmd = outdial(command, &db, &ns);
+    cmd.args(["--bind", "127.0.0.1:0"]);
     match demo_key {
         Some(key) => cmd.env("OUTDIAL_DEMO_API_KEY", key),
         None => cmd.env_remove("OUTDIAL_DEMO_API_KEY"),
     };
-    cmd.env_remove("OUTDIAL_ADMIN_TOKEN");
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start outdial serve");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("the start-up line");
-    let start: Value = serde_json::from_str(&first).expect("a JSON start-up line");
+    let mut child = Process::start(&mut cmd);
+    let start = child.first_line();
     let addr = start["listening"].as_str().expect("listening").to_owned();
     let key = start["demoApiKey"].as_str().expect("demoApiKey").to_owned();
     if let Some(fixed) = demo_key {
@@ -100,57 +88,113 @@ fn starts_answers_and_stops(command: &str, demo_key: Option<&str>) {
             assert_eq!(status, 404, "{path}: {body}");
         }
     }
-    stops_on_sigterm(child, command);
+    child.stops_on_sigterm(command);
 }
 
-/// SIGTERM to `child`: it exits 0 within 10 s.
-fn stops_on_sigterm(mut child: std::process::Child, command: &str) {
-    let pid = child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill -TERM");
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "{command} exited with {status}");
-            break;
+/// A Redis namespace of the test's own, deleted on drop, and the runtime its connection
+/// runs on (the tests themselves are synchronous).
+struct Keys {
+    ns: fleet::Namespace,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let ns = {
+            let _entered = runtime.enter();
+            fleet::Namespace::new()
+        };
+        Keys {
+            ns,
+            _runtime: runtime,
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{command} did not stop within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// The first line `child` prints on stdout, as JSON.
-fn first_line(child: &mut std::process::Child) -> Value {
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("the start-up line");
-    serde_json::from_str(&first).unwrap_or_else(|e| panic!("{first:?} is not JSON: {e}"))
+/// `outdial <command>` against `db` and the namespace `ns` (the queue's and the limits'
+/// keys), without an admin token and with quiet logs.
+fn outdial(command: &str, db: &ScratchDb, ns: &Keys) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outdial"));
+    cmd.arg(command)
+        .env("OUTDIAL_DATABASE_URL", &db.url)
+        .env("OUTDIAL_REDIS_URL", fleet::redis_url())
+        .env("OUTDIAL_NAMESPACE", &ns.ns.name)
+        .env("OUTDIAL_LOG", "warn")
+        .env_remove("OUTDIAL_ADMIN_TOKEN")
+        .env_remove("OUTDIAL_METRICS_BIND");
+    cmd
+}
+
+/// A started `outdial` process, killed on drop (a failed assertion leaves no server
+/// running).
+struct Process {
+    child: Child,
+}
+
+impl Process {
+    fn start(cmd: &mut Command) -> Process {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start outdial");
+        Process { child }
+    }
+
+    /// The first line it prints on stdout, as JSON.
+    fn first_line(&mut self) -> Value {
+        let mut first = String::new();
+        BufReader::new(self.child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("the start-up line");
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{first:?} is not JSON: {e}"))
+    }
+
+    /// SIGTERM: it exits 0 within 10 s.
+    fn stops_on_sigterm(mut self, command: &str) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "{command} exited with {status}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{command} did not stop within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
 fn run_prints_an_admin_token_for_the_admin_routes_and_metrics_need_no_key() {
     let db = ScratchDb::new("runadmin");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outdial"))
-        .args(["run", "--bind", "127.0.0.1:0"])
-        .env("OUTDIAL_DATABASE_URL", &db.url)
-        .env(
-            "OUTDIAL_NAMESPACE",
-            format!("t:{}", db.url.rsplit('/').next().unwrap_or("cli")),
-        )
-        .env_remove("OUTDIAL_ADMIN_TOKEN")
-        .env_remove("OUTDIAL_DEMO_API_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start outdial run");
-    let start = first_line(&mut child);
+    let ns = Keys::new();
+    let mut child = Process::start(
+        outdial("run", &db, &ns)
+            .args(["--bind", "127.0.0.1:0"])
+            .env_remove("OUTDIAL_DEMO_API_KEY"),
+    );
+    let start = child.first_line();
     let addr = start["listening"].as_str().expect("listening").to_owned();
     let key = start["demoApiKey"].as_str().expect("demoApiKey").to_owned();
     let token = start["adminToken"].as_str().expect("adminToken").to_owned();
@@ -194,26 +238,29 @@ fn run_prints_an_admin_token_for_the_admin_routes_and_metrics_need_no_key() {
     let ready: Value = serde_json::from_str(&body).expect("JSON readiness");
     assert_eq!(ready["checks"]["redis"], "ok", "{ready}");
     assert_eq!(ready["checks"]["migrations"], "ok", "{ready}");
-    stops_on_sigterm(child, "run");
+    child.stops_on_sigterm("run");
 }
 
 #[test]
 fn a_worker_serves_metrics_and_readiness_on_its_metrics_bind() {
     let db = ScratchDb::new("workmetrics");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outdial"))
-        .arg("work")
-        .env("OUTDIAL_DATABASE_URL", &db.url)
-        .env(
-            "OUTDIAL_NAMESPACE",
-            format!("t:{}", db.url.rsplit('/').next().unwrap_or("cli")),
-        )
-        .env("OUTDIAL_METRICS_BIND", "127.0.0.1:0")
-        .env("OUTDIAL_SIMULATOR", "instant")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start outdial work");
-    let line = first_line(&mut child);
+    let ns = Keys::new();
+    // A company, so that the queue gauges have a line to show.
+    let created = outdial("company", &db, &ns)
+        .args(["create", "acme"])
+        .output()
+        .expect("outdial company create");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let mut child = Process::start(
+        outdial("work", &db, &ns)
+            .env("OUTDIAL_METRICS_BIND", "127.0.0.1:0")
+            .env("OUTDIAL_SIMULATOR", "instant"),
+    );
+    let line = child.first_line();
     let addr = line["metrics"]
         .as_str()
         .expect("the metrics address")
@@ -221,10 +268,13 @@ fn a_worker_serves_metrics_and_readiness_on_its_metrics_bind() {
 
     let (status, body) = request(&addr, "GET", "/readyz", None);
     assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).expect("JSON readiness");
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checks"]["redis"], "ok", "{ready}");
     let (status, body) = request(&addr, "GET", "/healthz", None);
     assert_eq!(status, 200, "{body}");
     // The reconciler's first pass runs at start-up; its counter shows on the page.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (status, text) = request(&addr, "GET", "/metrics", None);
         assert_eq!(status, 200, "{text}");
@@ -233,13 +283,77 @@ fn a_worker_serves_metrics_and_readiness_on_its_metrics_bind() {
                 text.contains("# TYPE outdial_reconcile_passes_total counter"),
                 "{text}"
             );
+            assert!(
+                text.contains("outdial_queue_depth{company=\"acme\""),
+                "{text}"
+            );
             break;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "no reconcile pass counted within 20 s: {text}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    stops_on_sigterm(child, "work");
+    child.stops_on_sigterm("work");
+}
+
+#[test]
+fn serve_answers_metrics_health_and_readiness_without_a_key() {
+    let db = ScratchDb::new("servemetrics");
+    let ns = Keys::new();
+    let mut child = Process::start(outdial("serve", &db, &ns).args(["--bind", "127.0.0.1:0"]));
+    let start = child.first_line();
+    let addr = start["listening"].as_str().expect("listening").to_owned();
+    let key = start["demoApiKey"].as_str().expect("demoApiKey").to_owned();
+    assert!(start.get("adminToken").is_none(), "{start}");
+
+    let (status, text) = request(&addr, "GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("# TYPE outdial_"), "{text}");
+    // `serve` given Redis observes the queue: the demo company's depth is on the page.
+    assert!(
+        text.contains("outdial_queue_depth{company=\"demo\""),
+        "{text}"
+    );
+    assert!(text.contains("outdial_webhook_pending"), "{text}");
+    assert!(!text.contains(&key), "no secret in metrics");
+    let (status, body) = request(&addr, "GET", "/healthz", None);
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).expect("JSON health");
+    assert_eq!(health["status"], "ok", "{health}");
+    let (status, body) = request(&addr, "GET", "/readyz", None);
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).expect("JSON readiness");
+    assert_eq!(ready["status"], "ready", "{ready}");
+    for check in ["postgres", "migrations", "redis"] {
+        assert_eq!(ready["checks"][check], "ok", "{check}: {ready}");
+    }
+    assert_eq!(ready["notReady"], serde_json::json!([]), "{ready}");
+    child.stops_on_sigterm("serve");
+}
+
+#[test]
+fn serve_without_redis_is_ready_on_postgres_alone_and_still_exports_metrics() {
+    let db = ScratchDb::new("servenoredis");
+    let ns = Keys::new();
+    let mut child = Process::start(
+        outdial("serve", &db, &ns)
+            .args(["--bind", "127.0.0.1:0"])
+            .env_remove("OUTDIAL_REDIS_URL"),
+    );
+    let start = child.first_line();
+    let addr = start["listening"].as_str().expect("listening").to_owned();
+
+    let (status, body) = request(&addr, "GET", "/readyz", None);
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).expect("JSON readiness");
+    assert_eq!(ready["checks"]["postgres"], "ok", "{ready}");
+    assert!(ready["checks"].get("redis").is_none(), "{ready}");
+    let (status, text) = request(&addr, "GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("outdial_webhook_pending"), "{text}");
+    let (status, body) = request(&addr, "GET", "/admin/queue/stats", None);
+    assert_eq!(status, 404, "{body}");
+    child.stops_on_sigterm("serve");
 }
