@@ -38,6 +38,8 @@
 mod autoanalyze;
 #[path = "api_load/cpu.rs"]
 mod cpu;
+#[path = "common/env.rs"]
+mod env;
 #[path = "api_load/http.rs"]
 mod http;
 #[path = "api_load/load.rs"]
@@ -55,6 +57,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::env::env_or;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
@@ -89,15 +92,6 @@ struct Config {
     /// `ALTER DATABASE … SET` pairs for the scratch database, from `OUTDIAL_BENCH_PG_SET`
     /// (`name=value;name=value`), e.g. `log_min_duration_statement=2` to find slow statements.
     pg_settings: Vec<(String, String)>,
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-        Err(_) => default,
-    }
 }
 
 impl Config {

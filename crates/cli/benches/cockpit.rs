@@ -22,6 +22,8 @@
 //! (default 100), `OUTDIAL_BENCH_SAMPLES` (per series, default 300), `OUTDIAL_BENCH_GOAL_MS`
 //! (default 50). The bench exits non-zero when a view's counts are wrong.
 
+#[path = "common/env.rs"]
+mod env;
 #[path = "api_load/http.rs"]
 #[allow(dead_code)]
 mod http;
@@ -48,19 +50,12 @@ use serde_json::Value;
 
 use crate::support::ScratchDb;
 
+use crate::env::env_or;
+
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const ADMIN_TOKEN: &str = "oda_cockpit_bench_token";
 const API_KEY: &str = "odk_cafecafecafecafecafecafecafecafecafecafecafecafecafecafecafecafe";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-        Err(_) => default,
-    }
-}
 
 /// One series of latencies.
 struct Series {

@@ -60,6 +60,8 @@ mod autoanalyze;
 mod checks;
 #[path = "dispatch/cpu.rs"]
 mod cpu;
+#[path = "common/env.rs"]
+mod env;
 #[path = "dispatch/run.rs"]
 mod run;
 #[path = "dispatch/seed.rs"]
@@ -81,16 +83,9 @@ use crate::run::{Outcome, Workers};
 use crate::seed::{Place, Seed};
 use crate::support::ScratchDb;
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use crate::env::env_or;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-        Err(_) => default,
-    }
-}
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 struct Config {
     calls: usize,
