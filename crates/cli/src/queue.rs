@@ -188,8 +188,14 @@ fn table(header: &[&str]) -> Table {
 }
 
 fn print(t: &Table) -> anyhow::Result<()> {
+    line(t)
+}
+
+/// Writes one line to stdout; a reader that stops early (`| head`, `| true`) is not an
+/// error: the command's work is done and recorded either way.
+fn line(text: impl std::fmt::Display) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    match writeln!(out, "{t}") {
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("cannot write the output"),
     }
@@ -259,7 +265,7 @@ fn print_list(p: &ListPage) -> anyhow::Result<()> {
     }
     print(&t)?;
     if let Some(c) = &p.next_cursor {
-        println!("next page: --cursor {c}");
+        line(format_args!("next page: --cursor {c}"))?;
     }
     Ok(())
 }
@@ -320,7 +326,7 @@ fn print_show(v: &CallView) -> anyhow::Result<()> {
             Cell::new(rules.join(", ")),
         ]);
     }
-    println!("decision trail");
+    line("decision trail")?;
     print(&trail)?;
     let mut a = table(&["attempt", "status", "outcome", "flags", "started", "ended"]);
     for x in &v.attempts {
@@ -333,7 +339,7 @@ fn print_show(v: &CallView) -> anyhow::Result<()> {
             Cell::new(x.ended_at.map(|t| t.to_rfc3339()).unwrap_or_default()),
         ]);
     }
-    println!("attempts");
+    line("attempts")?;
     print(&a)?;
     let mut w = table(&["event", "status", "tries", "created", "last error"]);
     for d in &v.webhook_deliveries {
@@ -345,7 +351,7 @@ fn print_show(v: &CallView) -> anyhow::Result<()> {
             Cell::new(d.last_error.clone().unwrap_or_default()),
         ]);
     }
-    println!("webhook deliveries");
+    line("webhook deliveries")?;
     print(&w)?;
     let mut adm = table(&["at", "actor", "action", "detail"]);
     for x in &v.admin_actions {
@@ -357,7 +363,7 @@ fn print_show(v: &CallView) -> anyhow::Result<()> {
             Cell::new(g("detail").unwrap_or_default()),
         ]);
     }
-    println!("admin actions");
+    line("admin actions")?;
     print(&adm)
 }
 
@@ -373,8 +379,7 @@ fn done(what: &str, doc: &Value, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         emit(doc)
     } else {
-        println!("{what}: {doc}");
-        Ok(())
+        line(format_args!("{what}: {doc}"))
     }
 }
 

@@ -165,6 +165,26 @@ impl Seeded {
         child.wait_with_output().expect("outdial queue ends")
     }
 
+    /// Runs `outdial queue <args>` writing into a pipe nobody reads (`| true`); its exit.
+    fn run_into_closed_pipe(&self, args: &[&str]) -> Output {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        Command::new(env!("CARGO_BIN_EXE_outdial"))
+            .arg("queue")
+            .args(args)
+            .env("OUTDIAL_DATABASE_URL", &self.db.url)
+            .env("OUTDIAL_REDIS_URL", fleet::redis_url())
+            .env("OUTDIAL_NAMESPACE", &self.ns.name)
+            .env("OUTDIAL_CLOCK_OFFSET_SECS", fleet::offset_secs())
+            .env("OUTDIAL_LOG", "warn")
+            .env("USER", USER)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run outdial queue")
+    }
+
     /// `outdial queue <args>`, which must succeed; its stdout.
     fn text(&self, args: &[&str]) -> String {
         let out = self.queue(args, None);
@@ -516,4 +536,26 @@ async fn purge_dead_asks_first_and_removes_only_dead_calls_of_the_given_company(
     assert_eq!(stats["total"]["dead"], 0, "{stats}");
     assert_eq!(stats["total"]["scheduled"], 6, "{stats}");
     assert_eq!(s.status(acme_dead).await, "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_early_is_not_a_failure_of_a_cancel_that_was_done() {
+    let s = seeded().await;
+    let call = &s.acme.1[1];
+    let id = call.0.to_string();
+    for args in [
+        vec!["cancel", id.as_str(), "--yes"],
+        vec!["show", id.as_str()],
+        vec!["list", "scheduled", "--limit", "1"],
+        vec!["stats"],
+    ] {
+        let out = s.run_into_closed_pipe(&args);
+        assert!(
+            out.status.success(),
+            "outdial queue {args:?} into a closed pipe: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(s.status(call).await, "cancelled");
 }
