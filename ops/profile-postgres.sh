@@ -4,7 +4,7 @@
 #   ops/profile-postgres.sh start   # prints the DATABASE_URL to give a bench
 #   ops/profile-postgres.sh top     # statements by total execution time, then resets them
 #   ops/profile-postgres.sh stop
-# Example (README "Dispatch", 2026-12-03):
+# Example (docs/benchmarks/dispatch.md, 2026-12-03 morning):
 #   source ops/env.sh && DATABASE_URL=$(ops/profile-postgres.sh start) \
 #     OUTDIAL_BENCH_WORKERS=1 OUTDIAL_BENCH_BURST=0 cargo bench -p outdial-cli --bench dispatch
 #   ops/profile-postgres.sh top

@@ -386,7 +386,7 @@ async fn run_all(
 /// `ANALYZE` after a scenario that added rows, standing in for autovacuum (off on this
 /// machine's cluster, see `autovacuum` in the output). Without fresh statistics, a
 /// statement the server prepared while `customers` was empty keeps a generic plan that
-/// walks every row of the company (see the README's benchmark section).
+/// walks every row of the company (see docs/benchmarks/api_load.md, "A trap found on the way").
 async fn analyze(database_url: &str) {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(database_url)
