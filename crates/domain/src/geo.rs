@@ -57,6 +57,28 @@ impl Geo {
         self.zips.get(&five.parse::<u32>().ok()?).copied()
     }
 
+    /// Every zone a ZIP may be in: its own when the dataset pins one; otherwise (a ZIP the
+    /// dataset lacks, or lists without a zone) the zones of the ZIPs sharing its first three
+    /// digits, its sectional centre, sorted by name. Empty when neither says anything.
+    pub fn zip_zones(&self, zip: &str) -> Vec<Tz> {
+        if let Some(zone) = self.zip(zip).and_then(|z| z.zone) {
+            return vec![zone];
+        }
+        let Some(prefix) = zip
+            .get(..3)
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            return Vec::new();
+        };
+        let mut zones: Vec<Tz> = (prefix * 100..prefix * 100 + 100)
+            .filter_map(|n| self.zips.get(&n).and_then(|z| z.zone))
+            .collect();
+        zones.sort_by_key(|z| z.name());
+        zones.dedup();
+        zones
+    }
+
     /// Look a NANP area code up.
     pub fn area_code(&self, npa: u16) -> Option<&AreaCodeInfo> {
         self.area_codes.get(&npa)
@@ -124,6 +146,23 @@ mod tests {
         );
         assert_eq!(geo.zip("1000"), None);
         assert_eq!(geo.zip("abcde"), None);
+    }
+
+    #[test]
+    fn a_zip_the_dataset_lacks_takes_the_zones_of_its_sectional_centre() {
+        let geo = Geo::us();
+        assert_eq!(geo.zip_zones("10001"), vec![America::New_York]);
+        // 324xx (Florida panhandle) spans Central and Eastern time.
+        let unknown = (32400..32500)
+            .map(|n| format!("{n}"))
+            .find(|z| geo.zip(z).is_none())
+            .expect("an unassigned 324xx ZIP");
+        assert_eq!(
+            geo.zip_zones(&unknown),
+            vec![America::Chicago, America::New_York]
+        );
+        assert_eq!(geo.zip_zones("00000"), Vec::<Tz>::new());
+        assert_eq!(geo.zip_zones("ab123"), Vec::<Tz>::new());
     }
 
     #[test]

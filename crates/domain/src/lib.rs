@@ -16,6 +16,7 @@ pub mod phone;
 pub mod policy;
 pub mod schedule;
 pub mod scheduled_call;
+pub mod sync;
 pub mod task;
 pub mod us_state;
 pub mod validation;

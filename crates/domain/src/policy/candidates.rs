@@ -88,12 +88,25 @@ impl Candidates {
                 state: Some(state),
             });
         }
-        if let Some(z) = facts.zip.and_then(|zip| geo.zip(zip)) {
-            c.add(Candidate {
-                source: Source::Zip,
-                zone: z.zone,
-                state: Some(z.state),
-            });
+        if let Some(zip) = facts.zip {
+            // A ZIP the dataset does not pin to one zone suggests every zone of its sectional
+            // centre (see `Geo::zip_zones`).
+            let state = geo.zip(zip).map(|z| z.state);
+            let zones = geo.zip_zones(zip);
+            for zone in &zones {
+                c.add(Candidate {
+                    source: Source::Zip,
+                    zone: Some(*zone),
+                    state,
+                });
+            }
+            if zones.is_empty() && state.is_some() {
+                c.add(Candidate {
+                    source: Source::Zip,
+                    zone: None,
+                    state,
+                });
+            }
         }
         if let Some(ac) = facts.area_code.and_then(|npa| geo.area_code(npa)) {
             for zone in &ac.zones {
