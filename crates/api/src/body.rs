@@ -71,3 +71,15 @@ fn expected(e: &serde_json::Error) -> String {
         None => "of another JSON type".to_owned(),
     }
 }
+
+/// 400 naming the first key of `body` that is not one of `known`.
+pub(crate) fn reject_unknown(body: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
+    match body.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(key) => Err(ApiError::field(FieldError::new(
+            key.as_str(),
+            ErrorCode::UnknownField,
+            format!("unknown field {key}; expected one of {}", known.join(", ")),
+        ))),
+        None => Ok(()),
+    }
+}

@@ -1,20 +1,23 @@
 //! The customer routes.
 //!
 //! - `POST /customers` creates; re-posting an id the company already has is 409 (POST never
-//!   overwrites; `PATCH /customers/{id}` changes fields). `sync: true` is 501 until the LMS
-//!   issue lands.
-//! - `GET /customers/{id}`; another company's customer is 404, exactly like a missing one.
+//!   overwrites; `PATCH /customers/{id}` changes fields). `sync: true` reads the missing
+//!   fields and the loans from the company's LMS (see [`crate::sync`]).
+//! - `GET /customers/{id}` with its `loans` and, for a synced customer, `lmsSync`; another
+//!   company's customer is 404, exactly like a missing one.
 //! - `PATCH /customers/{id}`, see [`crate::patch`].
 //! - `GET /customers?isTest=&doNotCall=&after=&limit=` pages in creation order; `nextCursor`
 //!   is opaque to clients and `null` on the last page.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::{Extension, response::IntoResponse};
+use axum::response::{IntoResponse, Response};
 use outdial_domain::{Customer, CustomerInput};
-use outdial_store::{Cancellation, Company, CustomerFilter, MAX_PAGE};
+use outdial_store::{Cancellation, Company, CustomerFilter, LoanRecord, MAX_PAGE, SyncNote};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::body::{JsonObject, typed};
 use crate::patch::merge;
@@ -33,16 +36,25 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(company): Extension<Company>,
     JsonObject(body): JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
-    let input: CustomerInput = typed(body)?;
-    if input.is_sync() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            "sync (LMS auto-fetch) is not available yet: it arrives with the LMS integration; \
-             send the customer's fields with sync false",
-        ));
+) -> Result<Response, ApiError> {
+    if body.get("sync").and_then(Value::as_bool) == Some(true) {
+        let synced = crate::sync::prepare(&state, &company, body).await?;
+        let stored = state
+            .store
+            .insert_synced_customer(
+                company.id,
+                &synced.customer,
+                &synced.loans,
+                &synced.note,
+                state.clock.now(),
+            )
+            .await
+            .map_err(conflict)?;
+        tracing::info!(customer.id = %stored.id, lms.fields = ?synced.note.fields_from_lms, customer.loans = synced.loans.len(), "customer created from the LMS");
+        let view = view(&state, &company, stored).await?;
+        return Ok((StatusCode::CREATED, Json(view)).into_response());
     }
+    let input: CustomerInput = typed(body)?;
     let now = state.clock.now();
     let task_types = crate::auth::catalog(&company)?.task_types();
     let customer = input
@@ -52,17 +64,50 @@ pub(crate) async fn create(
         .store
         .insert_customer(company.id, &customer, now)
         .await
-        .map_err(|e| match e {
-            outdial_store::Error::Conflict { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "a customer with this id already exists; POST creates, \
-                 PATCH /customers/{id} changes an existing customer",
-            ),
-            other => other.into(),
-        })?;
+        .map_err(conflict)?;
     tracing::debug!(customer.id = %stored.id, "customer created");
-    Ok((StatusCode::CREATED, Json(stored)))
+    let view = view(&state, &company, stored).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+fn conflict(e: outdial_store::Error) -> ApiError {
+    match e {
+        outdial_store::Error::Conflict { .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a customer with this id already exists; POST creates, \
+             PATCH /customers/{id} changes an existing customer",
+        ),
+        other => other.into(),
+    }
+}
+
+/// A customer as `GET /customers/{id}` shows it: the stored fields, its loans and, when it
+/// was read from the LMS, what the last sync did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CustomerView {
+    #[serde(flatten)]
+    customer: Customer,
+    loans: Vec<LoanRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lms_sync: Option<SyncNote>,
+}
+
+async fn view(
+    state: &AppState,
+    company: &Company,
+    customer: Customer,
+) -> Result<CustomerView, ApiError> {
+    let (loans, lms_sync) = state
+        .store
+        .loans_and_sync(company.id, customer.id.as_str())
+        .await?;
+    Ok(CustomerView {
+        customer,
+        loans,
+        lms_sync,
+    })
 }
 
 /// `GET /customers/{id}`.
@@ -73,8 +118,9 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     Extension(company): Extension<Company>,
     Path(id): Path<String>,
-) -> Result<Json<Customer>, ApiError> {
-    Ok(Json(state.store.customer(company.id, &id).await?))
+) -> Result<Json<CustomerView>, ApiError> {
+    let customer = state.store.customer(company.id, &id).await?;
+    Ok(Json(view(&state, &company, customer).await?))
 }
 
 /// `PATCH /customers/{id}`: the body holds only the fields to change. The merged customer
@@ -92,7 +138,7 @@ pub(crate) async fn update(
     Extension(company): Extension<Company>,
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
-) -> Result<Json<Customer>, ApiError> {
+) -> Result<Json<CustomerView>, ApiError> {
     let now = state.clock.now();
     let stored = state.store.customer(company.id, &id).await?;
     let task_types = crate::auth::catalog(&company)?.task_types();
@@ -103,7 +149,7 @@ pub(crate) async fn update(
         .update_customer(company.id, &id, patch, now)
         .await?;
     tracing::info!(customer.id = %updated.id, customer.fields = ?fields, "customer updated");
-    Ok(Json(updated))
+    Ok(Json(view(&state, &company, updated).await?))
 }
 
 /// One page of `GET /customers`.

@@ -17,12 +17,14 @@ mod customers;
 mod error;
 pub mod health;
 mod idempotency;
+mod lms;
 mod mirror;
 mod openapi;
 mod patch;
 mod provider;
 mod query;
 mod scheduled_calls;
+mod sync;
 mod webhook;
 
 use std::sync::Arc;
@@ -71,6 +73,9 @@ pub struct AppState {
     /// The queue `/metrics` reads depths from when `queue` is `None` (`outdial serve`
     /// given Redis: observed, not enqueued into).
     pub observed_queue: Option<outdial_queue::Queue>,
+    /// The LMS client (`sync: true`, schedule sync): one HTTP client and a breaker per
+    /// company.
+    pub lms: Arc<outdial_lms::Lms>,
 }
 
 impl AppState {
@@ -92,6 +97,7 @@ impl AppState {
             metrics: None,
             limits: None,
             observed_queue: None,
+            lms: Arc::default(),
         }
     }
 
@@ -191,6 +197,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(customers::list, customers::create))
         .routes(routes!(customers::show, customers::update))
         .routes(routes!(customers::cancel_communications))
+        .routes(routes!(sync::schedule_sync))
+        .routes(routes!(lms::put, lms::show, lms::delete))
         .routes(routes!(scheduled_calls::list))
         .routes(routes!(scheduled_calls::show, scheduled_calls::create))
         .routes(routes!(scheduled_calls::cancel))

@@ -25,7 +25,21 @@ use utoipa::{Modify, OpenApi, ToSchema};
         title = "outdial",
         description = "Schedules and dispatches compliant outbound calls: customers, \
                        scheduled calls and call results. Every route but /openapi.json \
-                       requires X-API-Key.",
+                       requires X-API-Key.\n\n\
+                       LMS contract (sync: true, schedule sync): PUT /lms names a base URL \
+                       and headers. outdial sends GET {baseUrl}/customers/{id}, answered by \
+                       a JSON object with any of the customer fields of POST /customers \
+                       (same names; 404 = unknown customer), and \
+                       GET {baseUrl}/customers/{id}/loans, answered by a JSON array of \
+                       loans {\"id\": <positive integer>, \"loanId\"?, \"status\"?, \
+                       \"balanceCents\"?, \"dueDate\"? (YYYY-MM-DD), ...} (other fields are \
+                       kept as the loan's metadata; 404 = no loans). 5xx answers and \
+                       timeouts are retried with backoff within timeoutMs (default 2000 ms \
+                       for the whole fetch); after 5 failed fetches in a row the company's \
+                       LMS is not asked for 30 s. Unreachable or too slow: 504 lms_timeout; \
+                       5xx or an answer outside this contract: 502 lms_unavailable; unknown \
+                       customer: 404 lms_customer_not_found. Nothing is stored on any of \
+                       them.",
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldErrorDoc))
 )]
@@ -125,6 +139,13 @@ pub(crate) struct CustomerDoc {
     external_metadata: Map<String, Value>,
     loan_id: Option<String>,
     loan_ids: Option<Vec<i64>>,
+    /// The customer's loans (`GET /customers/{id}`, and a `sync: true` create): `id`, and for
+    /// loans read from the LMS `lmsId`, `loanId`, `status`, `balanceCents`, `dueDate`,
+    /// `metadata`, `syncedAt`.
+    loans: Option<Vec<Map<String, Value>>>,
+    /// What the last LMS sync did: `syncedAt`, `fieldsFromLms`, and `timezoneCandidates`
+    /// when the time zone was resolved from the ZIP code.
+    lms_sync: Option<Map<String, Value>>,
 }
 
 /// `PATCH /customers/{id}`: any subset of the request's fields; `null` clears an optional
@@ -306,6 +327,20 @@ pub(crate) struct CallPage {
     next_cursor: Option<String>,
 }
 
+/// The body of `PUT /lms`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LmsRequest)]
+pub(crate) struct LmsRequestDoc {
+    /// The LMS's base URL (http or https, no query): outdial GETs
+    /// `{baseUrl}/customers/{id}` and `{baseUrl}/customers/{id}/loans`.
+    base_url: String,
+    /// Headers sent with every request (credentials); `GET /lms` shows only their names.
+    headers: Option<Map<String, Value>>,
+    /// The budget of one whole fetch, retries included, in ms (1 to 30000, default 2000).
+    timeout_ms: Option<u64>,
+}
+
 /// The body of `PUT /webhook`.
 #[derive(Serialize, ToSchema)]
 #[schema(as = WebhookRequest)]
@@ -365,9 +400,19 @@ const ERROR_STATUSES: &[(&str, &str)] = &[
         "conflict (duplicate, not pending, do-not-call, Idempotency-Key reuse)",
     ),
     ("413", "body over 1 MiB"),
-    ("422", "not lawful (reschedule)"),
+    (
+        "422",
+        "not lawful (reschedule), or a loan the LMS does not have (sync)",
+    ),
     ("500", "internal error; logged"),
-    ("501", "not implemented yet (sync)"),
+    (
+        "502",
+        "the company's LMS failed or answered outside the contract (lms_unavailable)",
+    ),
+    (
+        "504",
+        "the company's LMS did not answer in time or is unreachable (lms_timeout)",
+    ),
 ];
 
 impl Modify for Conventions {

@@ -26,9 +26,9 @@ use outdial_domain::task::ScheduleType;
 use outdial_domain::{CallId, CallStatus, Customer, ErrorCode, FieldError, Flag};
 use outdial_store::{CallFilter, Company, MAX_CALL_PAGE, NewSchedule, ScheduledCallRecord};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::body::{JsonObject, typed};
+use crate::body::{JsonObject, reject_unknown, typed};
 use crate::{ApiError, AppState, mirror, query};
 
 /// The page size when `limit` is not given.
@@ -59,17 +59,6 @@ struct RescheduleBody {
 }
 
 /// 400 for each key of `body` not in `known`.
-fn reject_unknown(body: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
-    match body.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(key) => Err(ApiError::field(FieldError::new(
-            key.as_str(),
-            ErrorCode::UnknownField,
-            format!("unknown field {key}; expected one of {}", known.join(", ")),
-        ))),
-        None => Ok(()),
-    }
-}
-
 fn required(field: &str) -> ApiError {
     ApiError::field(FieldError::new(
         field,
@@ -167,18 +156,7 @@ pub(crate) async fn create(
         }
     };
 
-    let candidates = customer.candidates();
-    let prepared = state.rules.prepare(&candidates, schedule_type.purpose());
-    let plan = expand(
-        &cadence,
-        &Request {
-            policy: &prepared,
-            zone: customer.timezone,
-            subject: customer.subject(),
-            history: &history,
-            start,
-        },
-    );
+    let plan = plan(&state, &customer, &history, schedule_type, &cadence, start);
     let dropped = plan.dropped.len();
 
     if dry_run {
@@ -207,6 +185,52 @@ pub(crate) async fn create(
         return Ok(response);
     }
 
+    let created = commit_plan(state, &company, &customer, schedule_type, &def, &plan, now).await?;
+    let mut response = (StatusCode::CREATED, Json(created.calls)).into_response();
+    header(&mut response, DROPPED_SLOTS_HEADER, &dropped.to_string());
+    header(
+        &mut response,
+        SCHEDULE_ID_HEADER,
+        &created.schedule_id.to_string(),
+    );
+    Ok(response)
+}
+
+/// Plans `customer`'s calls under `cadence` from `start` (what `POST
+/// /customers/{id}/schedule` and schedule sync share).
+pub(crate) fn plan(
+    state: &AppState,
+    customer: &Customer,
+    history: &[Contact],
+    schedule_type: ScheduleType,
+    cadence: &Cadence,
+    start: DateTime<Utc>,
+) -> outdial_domain::schedule::Plan {
+    let candidates = customer.candidates();
+    let prepared = state.rules.prepare(&candidates, schedule_type.purpose());
+    expand(
+        cadence,
+        &Request {
+            policy: &prepared,
+            zone: customer.timezone,
+            subject: customer.subject(),
+            history,
+            start,
+        },
+    )
+}
+
+/// Stores `plan` as `customer`'s active schedule (the previous one's pending calls
+/// cancelled in the same transaction) and mirrors both into the queue.
+pub(crate) async fn commit_plan(
+    state: AppState,
+    company: &Company,
+    customer: &Customer,
+    schedule_type: ScheduleType,
+    def: &CadenceDef,
+    plan: &outdial_domain::schedule::Plan,
+    now: DateTime<Utc>,
+) -> Result<outdial_store::CreatedSchedule, ApiError> {
     let created = state
         .store
         .create_schedule(
@@ -216,10 +240,10 @@ pub(crate) async fn create(
                 schedule_type,
                 task_type: customer.task_type.as_str(),
                 loan_id: customer.loan_id.as_deref(),
-                cadence: &def,
+                cadence: def,
                 ruleset: &state.rules.version,
                 zone: customer.timezone,
-                plan: &plan,
+                plan,
             },
             now,
         )
@@ -232,7 +256,7 @@ pub(crate) async fn create(
         customer.id = %customer.id,
         schedule.id = %created.schedule_id,
         schedule.calls = created.calls.len(),
-        schedule.dropped = dropped,
+        schedule.dropped = plan.dropped.len(),
         schedule.cancelled = created.cancelled.len(),
         "schedule created"
     );
@@ -243,14 +267,7 @@ pub(crate) async fn create(
         .collect();
     mirror::cancel(&state, company.id, &customer.id, &created.cancelled).await;
     mirror::enqueue(&state, company.id, &customer.id, &due).await;
-    let mut response = (StatusCode::CREATED, Json(created.calls)).into_response();
-    header(&mut response, DROPPED_SLOTS_HEADER, &dropped.to_string());
-    header(
-        &mut response,
-        SCHEDULE_ID_HEADER,
-        &created.schedule_id.to_string(),
-    );
-    Ok(response)
+    Ok(created)
 }
 
 fn header(response: &mut Response, name: &'static str, value: &str) {
@@ -261,7 +278,7 @@ fn header(response: &mut Response, name: &'static str, value: &str) {
     }
 }
 
-fn do_not_call() -> ApiError {
+pub(crate) fn do_not_call() -> ApiError {
     let mut e = ApiError::field(FieldError::new(
         "doNotCall",
         ErrorCode::InvalidValue,

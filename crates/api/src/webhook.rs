@@ -19,7 +19,7 @@ use outdial_store::{Company, DeliveryState};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::body::{JsonObject, typed};
+use crate::body::{JsonObject, reject_unknown, typed};
 use crate::{ApiError, AppState, query};
 
 /// The longest webhook URL accepted.
@@ -55,20 +55,6 @@ pub(crate) struct Deliveries {
     data: Vec<DeliveryState>,
 }
 
-fn unknown_fields(
-    body: &serde_json::Map<String, serde_json::Value>,
-    known: &[&str],
-) -> Result<(), ApiError> {
-    match body.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(key) => Err(ApiError::field(FieldError::new(
-            key.as_str(),
-            ErrorCode::UnknownField,
-            format!("unknown field {key}"),
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// `PUT /webhook`.
 #[utoipa::path(put, path = "/webhook", tag = "webhook",
     request_body(content = crate::openapi::WebhookRequestDoc, description = "The URL to send call results to"),
@@ -79,7 +65,7 @@ pub(crate) async fn put(
     Extension(company): Extension<Company>,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Webhook>, ApiError> {
-    unknown_fields(&body, &["url"])?;
+    reject_unknown(&body, &["url"])?;
     let body: WebhookBody = typed(body)?;
     let url = body.url.ok_or_else(|| {
         ApiError::field(FieldError::new(
@@ -162,7 +148,7 @@ pub(crate) async fn redrive(
     Extension(company): Extension<Company>,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Redriven>, ApiError> {
-    unknown_fields(&body, &["ids"])?;
+    reject_unknown(&body, &["ids"])?;
     let body: RedriveBody = typed(body)?;
     if body.ids.as_ref().is_some_and(|ids| ids.len() > 1000) {
         return Err(ApiError::field(FieldError::new(

@@ -378,13 +378,18 @@ async fn bad_query_values_are_400_naming_the_parameter(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]
-async fn sync_true_is_501_until_the_lms_issue(pool: PgPool) {
+async fn sync_true_without_an_lms_connection_is_409_and_stores_nothing(pool: PgPool) {
     let f = fixture(pool).await;
     let body = json!({"id": "12345", "taskType": "collections", "loanId": "67890", "sync": true});
     let (status, error) = post(&f.app, &f.key_a, "/customers", &body).await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{error}");
-    assert_envelope(&error, "not_implemented");
-    assert!(error["error"]["message"].as_str().unwrap().contains("LMS"));
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_envelope(&error, "lms_not_configured");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PUT /lms")
+    );
     let (status, _) = get(&f.app, &f.key_a, "/customers/12345").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

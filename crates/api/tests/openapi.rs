@@ -30,6 +30,10 @@ const EXPECTED: &[&str] = &[
     "DELETE /webhook",
     "GET /webhook/deliveries",
     "POST /webhook/deliveries/redrive",
+    "POST /customers/{id}/schedule-sync",
+    "PUT /lms",
+    "GET /lms",
+    "DELETE /lms",
 ];
 
 fn operations(doc: &Value) -> BTreeSet<String> {
@@ -56,6 +60,11 @@ async fn document_is_public_and_lists_exactly_the_served_operations(pool: PgPool
     );
     let expected: BTreeSet<String> = EXPECTED.iter().map(|s| (*s).to_owned()).collect();
     assert_eq!(operations(&doc), expected);
+    let about = doc["info"]["description"].as_str().expect("description");
+    assert!(
+        about.contains("GET {baseUrl}/customers/{id}/loans"),
+        "the LMS contract is documented: {about}"
+    );
 
     for op in EXPECTED {
         let (method, path) = op.split_once(' ').expect("METHOD path");

@@ -1,4 +1,5 @@
-//! `outdial migrate` and `outdial company create | list | rotate-key | set-task-types`:
+//! `outdial migrate` and `outdial company create | list | rotate-key | set-task-types |
+//! set-lms | clear-lms | pause | resume`:
 //! operator commands on the Postgres system of record.
 
 use std::path::PathBuf;
@@ -57,6 +58,31 @@ pub enum CompanyCommand {
         name: String,
         /// The task-type file
         file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Connect a company's loan management system (what `PUT /lms` sets): outdial GETs
+    /// {base-url}/customers/{id} and …/loans for `sync: true`, schedule sync and imports.
+    /// Prints the connection with header names only.
+    SetLms {
+        /// The company's name
+        name: String,
+        /// The LMS's base URL (http or https)
+        #[arg(long)]
+        base_url: String,
+        /// A header sent with every request, `Name: value` (repeat for several)
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// Budget of one whole fetch, retries included, in milliseconds
+        #[arg(long, default_value_t = outdial_lms::DEFAULT_TIMEOUT_MS)]
+        timeout_ms: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Remove a company's LMS connection.
+    ClearLms {
+        /// The company's name
+        name: String,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -167,6 +193,59 @@ pub fn run(command: &CompanyCommand, now: DateTime<Utc>) -> anyhow::Result<ExitC
                     .await
                     .with_context(|| format!("task-type file {} is rejected", file.display()))?;
                 json!({ "company": describe(&company) })
+            }
+            CompanyCommand::SetLms {
+                name,
+                base_url,
+                headers,
+                timeout_ms,
+                db,
+            } => {
+                let mut pairs = Vec::with_capacity(headers.len());
+                for h in headers {
+                    let (n, v) = h.split_once(':').with_context(
+                        || "a --header is `Name: value` (the value after the first colon)",
+                    )?;
+                    pairs.push((n.trim().to_owned(), v.trim().to_owned()));
+                }
+                let connection =
+                    outdial_lms::Connection::new(base_url, pairs, Some(*timeout_ms))
+                        .map_err(|e| anyhow::anyhow!("the LMS connection is rejected: {e}"))?;
+                let store = store(db).await?;
+                let company = store
+                    .company_named(name)
+                    .await
+                    .with_context(|| format!("no company {name:?}"))?;
+                let stored = store
+                    .put_lms(
+                        company.id,
+                        connection.base_url(),
+                        connection.headers(),
+                        connection.timeout_ms(),
+                        now,
+                    )
+                    .await
+                    .context("cannot store the LMS connection")?;
+                json!({
+                    "company": describe(&company),
+                    "lms": {
+                        "baseUrl": stored.base_url,
+                        "headerNames": connection.header_names(),
+                        "timeoutMs": stored.timeout_ms,
+                    },
+                })
+            }
+            CompanyCommand::ClearLms { name, db } => {
+                let store = store(db).await?;
+                let company = store
+                    .company_named(name)
+                    .await
+                    .with_context(|| format!("no company {name:?}"))?;
+                let removed = store
+                    .delete_lms(company.id)
+                    .await
+                    .context("cannot remove the LMS connection")?;
+                json!({ "company": describe(&company), "lmsRemoved": removed })
             }
             CompanyCommand::Pause {
                 name,

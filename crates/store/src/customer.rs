@@ -206,12 +206,47 @@ impl TryFrom<CustomerRow> for Customer {
 }
 
 /// The customer's loan references: `loanId` and each of `loanIds` (as decimal text).
-fn loan_refs(c: &Customer) -> Vec<String> {
+pub(crate) fn loan_refs(c: &Customer) -> Vec<String> {
     c.loan_id
         .iter()
         .cloned()
         .chain(c.loan_ids.iter().map(i64::to_string))
         .collect()
+}
+
+/// Inserts `customer` with `loans` as its loan rows (see [`Store::insert_customer`]).
+pub(crate) async fn insert_customer<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    company: CompanyId,
+    customer: &Customer,
+    loans: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<Customer> {
+    let sql = format!(
+        "WITH gate AS (
+             SELECT pg_advisory_xact_lock_shared({LIST_LOCK}, hashtext($1::text))
+         ), stored AS (
+             INSERT INTO customers (company_id, id, task_type, first_name, last_name, email,
+                 birthday, ssn_last_four, timezone, phone, street_address1, street_address2,
+                 city, state, zip_code, do_not_call, is_test, external_metadata, loan_id,
+                 loan_ids, created_at, updated_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                 $17, $18::text::json, $19, $20, $21, $21
+             FROM gate
+             RETURNING {CUSTOMER_COLUMNS}
+         ), loans AS (
+             INSERT INTO loans (company_id, customer_id, id, created_at)
+             SELECT $1, $2, loan, $21 FROM unnest($22::text[]) AS loan, stored
+             ON CONFLICT DO NOTHING
+         )
+         SELECT * FROM stored"
+    );
+    let row = bind_customer(sqlx::query_as(&sql), company, customer, now)?
+        .bind(loans)
+        .fetch_one(executor)
+        .await
+        .map_err(|e| Error::from(e).conflict_on("customer"))?;
+    row.try_into()
 }
 
 /// Binds `$1` company, `$2` id and `$3`–`$20` every other field, `$21` now: the parameter
@@ -259,31 +294,7 @@ impl Store {
         customer: &Customer,
         now: DateTime<Utc>,
     ) -> Result<Customer> {
-        let sql = format!(
-            "WITH gate AS (
-                 SELECT pg_advisory_xact_lock_shared({LIST_LOCK}, hashtext($1::text))
-             ), stored AS (
-                 INSERT INTO customers (company_id, id, task_type, first_name, last_name, email,
-                     birthday, ssn_last_four, timezone, phone, street_address1, street_address2,
-                     city, state, zip_code, do_not_call, is_test, external_metadata, loan_id,
-                     loan_ids, created_at, updated_at)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $17, $18::text::json, $19, $20, $21, $21
-                 FROM gate
-                 RETURNING {CUSTOMER_COLUMNS}
-             ), loans AS (
-                 INSERT INTO loans (company_id, customer_id, id, created_at)
-                 SELECT $1, $2, loan, $21 FROM unnest($22::text[]) AS loan, stored
-                 ON CONFLICT DO NOTHING
-             )
-             SELECT * FROM stored"
-        );
-        let row = bind_customer(sqlx::query_as(&sql), company, customer, now)?
-            .bind(loan_refs(customer))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| Error::from(e).conflict_on("customer"))?;
-        row.try_into()
+        insert_customer(&self.pool, company, customer, loan_refs(customer), now).await
     }
 
     /// One of `company`'s customers; another company's is [`Error::NotFound`].
@@ -363,8 +374,12 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         sqlx::query(
+            // A reference that names an imported loan by its LMS loanId is that loan.
             "INSERT INTO loans (company_id, customer_id, id, created_at)
-             SELECT $1, $2, loan, $3 FROM unnest($4::text[]) AS loan ON CONFLICT DO NOTHING",
+             SELECT $1, $2, loan, $3 FROM unnest($4::text[]) AS loan
+             WHERE NOT EXISTS (SELECT 1 FROM loans l WHERE l.company_id = $1
+                 AND l.customer_id = $2 AND l.reference = loan)
+             ON CONFLICT DO NOTHING",
         )
         .bind(company.as_uuid())
         .bind(id)

@@ -47,6 +47,8 @@ pub struct CreatedSchedule {
     pub replaced: Option<ScheduleId>,
     /// The replaced schedule's pending calls, now cancelled.
     pub cancelled: Vec<CallId>,
+    /// The customer's calls a worker holds (dialing or in progress): left alone.
+    pub in_flight: Vec<crate::InFlight>,
 }
 
 impl Store {
@@ -95,6 +97,7 @@ impl Store {
         )
         .await?;
         let replaced = end_active_schedule(&mut tx, company, customer, now).await?;
+        let in_flight = crate::scheduled_call::in_flight(&mut tx, company, customer).await?;
 
         let schedule_id = ScheduleId::from_uuid(Uuid::new_v4());
         sqlx::query(
@@ -192,6 +195,7 @@ impl Store {
             calls: records,
             replaced,
             cancelled,
+            in_flight,
         })
     }
 }
