@@ -9,7 +9,7 @@
 //!    ([`Store::record_dial_intents`]: the attempt row, written before the provider is
 //!    called, so a crash after it is resolved by asking the provider, never by re-dialing).
 //! 3. [`Store::mark_dialed`] when the provider accepted, [`Store::record_result`]
-//!    (`result.rs`) when the call ended: outcome, transcript, recording, flags, the
+//!    (`result/`) when the call ended: outcome, transcript, recording, flags, the
 //!    follow-ups the flags and the retry rule demand and the webhook outbox row, in one
 //!    transaction.
 //!

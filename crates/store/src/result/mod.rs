@@ -14,7 +14,9 @@
 //! attempt row writes nothing and the group goes on; any other failure sends every result
 //! of the group through a transaction of its own.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+mod follow_up;
+
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -28,8 +30,9 @@ use uuid::Uuid;
 use crate::company::CompanyId;
 use crate::dispatch::{Applied, CallResult, LeaseToken, corrupt, entry};
 use crate::group::Written;
-use crate::scheduled_call::{Pending, append_trail, cancel_pending, end_active_schedule};
+use crate::scheduled_call::append_trail;
 use crate::{Delivery, Error, Result, Store};
+use follow_up::{NewCall, add_calls, apply};
 
 impl Store {
     /// Records how a placed call ended, with its follow-ups and the webhook outbox row, in
@@ -456,137 +459,4 @@ async fn outbox(
             (call, (id, delivery))
         })
         .collect())
-}
-
-/// Applies one follow-up inside the result's transaction (a planned call: `add_calls`).
-async fn apply(
-    conn: &mut PgConnection,
-    company: CompanyId,
-    customer: &str,
-    follow_up: &FollowUp,
-    now: DateTime<Utc>,
-    applied: &mut Applied,
-) -> Result<()> {
-    match follow_up {
-        FollowUp::SetDoNotCall => {
-            sqlx::query(
-                "UPDATE customers SET do_not_call = true, updated_at = $3
-                 WHERE company_id = $1 AND id = $2",
-            )
-            .bind(company.as_uuid())
-            .bind(customer)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        }
-        FollowUp::CancelPending {
-            reason,
-            end_schedule,
-        } => {
-            let cancelled =
-                cancel_pending(conn, company, Pending::Customer(customer), *reason, now).await?;
-            applied.cancelled.extend(cancelled);
-            if *end_schedule {
-                end_active_schedule(conn, company, customer, now).await?;
-            }
-        }
-        FollowUp::Defer {
-            call,
-            due_at,
-            blocks,
-        } => {
-            let reasons = serde_json::to_string(blocks).map_err(|_| corrupt("reasons"))?;
-            let moved = sqlx::query(
-                "UPDATE scheduled_calls SET due_at = $3, reasons = $4::jsonb, updated_at = $5
-                 WHERE id = $1 AND company_id = $2 AND status = 'scheduled'",
-            )
-            .bind(*call.as_uuid())
-            .bind(company.as_uuid())
-            .bind(due_at)
-            .bind(reasons)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            if moved.rows_affected() == 1 {
-                let e = entry(
-                    now,
-                    Event::Deferred,
-                    CallStatus::Scheduled,
-                    *due_at,
-                    blocks.clone(),
-                );
-                append_trail(conn, &[(*call, &e)]).await?;
-                applied.deferred.push((*call, *due_at));
-            }
-        }
-        // Written in sets by `add_calls`.
-        FollowUp::Schedule { .. } => {}
-    }
-    Ok(())
-}
-
-/// A call a result's follow-up plans (a retry), waiting to be written with the others.
-struct NewCall {
-    /// The result's place in the group's answers.
-    at: usize,
-    call: CallId,
-    company: CompanyId,
-    customer: String,
-    schedule: Uuid,
-    due_at: DateTime<Utc>,
-    /// The reasons behind its due time, as JSON.
-    reasons: String,
-    now: DateTime<Utc>,
-}
-
-/// Writes the planned calls of `calls` (emptied) in one statement, each only if its
-/// schedule is still active, and adds those written to their results' answers. Its
-/// "planned" trail entry lives on the row (migration 0009).
-async fn add_calls(
-    conn: &mut PgConnection,
-    calls: &mut Vec<NewCall>,
-    out: &mut [Result<Applied>],
-) -> Result<()> {
-    if calls.is_empty() {
-        return Ok(());
-    }
-    let (mut ids, mut companies, mut customers, mut schedules) = (vec![], vec![], vec![], vec![]);
-    let (mut dues, mut reasons, mut nows) = (vec![], vec![], vec![]);
-    for c in calls.iter() {
-        ids.push(*c.call.as_uuid());
-        companies.push(c.company.as_uuid());
-        customers.push(c.customer.as_str());
-        schedules.push(c.schedule);
-        dues.push(c.due_at);
-        reasons.push(c.reasons.as_str());
-        nows.push(c.now);
-    }
-    let added: Vec<(Uuid,)> = sqlx::query_as(
-        "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status, due_at,
-             slot_at, reasons, planned_due_at, planned_reasons, created_at, updated_at)
-         SELECT n.id, n.company, n.customer, s.id, 'scheduled', n.due, n.due, n.reasons::jsonb,
-             n.due, n.reasons::jsonb, n.now, n.now
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[],
-                     $6::text[], $7::timestamptz[])
-             WITH ORDINALITY AS n(id, company, customer, schedule, due, reasons, now, i)
-         JOIN schedules s ON s.id = n.schedule AND s.active
-         ORDER BY n.i
-         RETURNING id",
-    )
-    .bind(&ids)
-    .bind(&companies)
-    .bind(&customers)
-    .bind(&schedules)
-    .bind(&dues)
-    .bind(&reasons)
-    .bind(&nows)
-    .fetch_all(&mut *conn)
-    .await?;
-    let added: HashSet<Uuid> = added.into_iter().map(|(id,)| id).collect();
-    for c in calls.drain(..) {
-        if let (true, Some(Ok(applied))) = (added.contains(c.call.as_uuid()), out.get_mut(c.at)) {
-            applied.created.push((c.call, c.due_at));
-        }
-    }
-    Ok(())
 }
