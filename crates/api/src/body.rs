@@ -22,7 +22,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large()
+                ApiError::too_large(crate::MAX_BODY_BYTES)
             } else {
                 ApiError::malformed_json("the request body could not be read")
             }

@@ -76,15 +76,12 @@ impl ApiError {
         )
     }
 
-    /// 413 for a body over [`crate::MAX_BODY_BYTES`].
-    pub fn too_large() -> Self {
+    /// 413 for a body over `limit` bytes.
+    pub fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!(
-                "request body must be at most {} bytes",
-                crate::MAX_BODY_BYTES
-            ),
+            format!("request body must be at most {limit} bytes"),
         )
     }
 
@@ -151,7 +148,7 @@ pub(crate) async fn envelope_plain_errors(response: Response) -> Response {
         return response;
     }
     let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(crate::MAX_BODY_BYTES),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
             status,
             "method_not_allowed",

@@ -19,7 +19,7 @@ use outdial_domain::{ErrorCode, FieldError};
 use outdial_store::{Company, Idempotent};
 use sha2::{Digest, Sha256};
 
-use crate::{ApiError, AppState, MAX_BODY_BYTES};
+use crate::{ApiError, AppState};
 
 /// The request header.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -70,9 +70,10 @@ pub(crate) async fn idempotent(
         .to_owned();
 
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, MAX_BODY_BYTES)
+    let limit = crate::body_limit_of(&parts.method, parts.uri.path());
+    let bytes = to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::too_large())?;
+        .map_err(|_| ApiError::too_large(limit))?;
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str().as_bytes());
     hasher.update([0]);

@@ -17,6 +17,7 @@ mod customers;
 mod error;
 pub mod health;
 mod idempotency;
+pub mod import;
 mod lms;
 mod mirror;
 mod openapi;
@@ -35,7 +36,6 @@ use axum::routing::{get, post};
 use outdial_domain::Clock;
 use outdial_domain::policy::Ruleset;
 use outdial_store::Store;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -186,9 +186,40 @@ pub fn router(state: AppState) -> Router {
         None => api,
     };
     // The envelope rewrite sits outside the body limit so that its 413 is rewritten too.
-    api.layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+    api.layer(axum::middleware::from_fn(body_limit))
         .layer(axum::middleware::map_response(error::envelope_plain_errors))
         .layer(TraceLayer::new_for_http())
+}
+
+/// The body limit of a request: [`import::MAX_BATCH_BODY_BYTES`] for `POST
+/// /customers/batch`, [`MAX_BODY_BYTES`] for every other.
+pub(crate) fn body_limit_of(method: &axum::http::Method, path: &str) -> usize {
+    if method == axum::http::Method::POST && path.trim_end_matches('/') == "/customers/batch" {
+        import::MAX_BATCH_BODY_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
+
+/// Refuses a body over its limit: 413 at once when `Content-Length` says so, otherwise when
+/// reading passes the limit (the body extractors answer 413 then).
+async fn body_limit(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = body_limit_of(request.method(), request.uri().path());
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::too_large(limit).into_response();
+    }
+    let request =
+        request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
+    next.run(request).await
 }
 
 /// Every documented route, registered once for both the router and the document.
@@ -197,6 +228,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(customers::list, customers::create))
         .routes(routes!(customers::show, customers::update))
         .routes(routes!(customers::cancel_communications))
+        .routes(routes!(import::create))
+        .routes(routes!(import::show))
+        .routes(routes!(import::errors))
         .routes(routes!(sync::schedule_sync))
         .routes(routes!(lms::put, lms::show, lms::delete))
         .routes(routes!(scheduled_calls::list))

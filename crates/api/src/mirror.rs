@@ -41,6 +41,32 @@ pub(crate) async fn enqueue(
     }
 }
 
+/// Enqueues calls of many customers at once (an import chunk's).
+pub(crate) async fn enqueue_calls(
+    state: &AppState,
+    company: CompanyId,
+    calls: &[(CustomerRef, CallId, DateTime<Utc>)],
+) {
+    let (Some(queue), Some(partition)) = (&state.queue, partition(company)) else {
+        return;
+    };
+    if calls.is_empty() {
+        return;
+    }
+    let jobs: Vec<NewJob> = calls
+        .iter()
+        .map(|(customer, call, due)| NewJob {
+            call: *call,
+            partition: partition.clone(),
+            customer: customer.clone(),
+            due: *due,
+        })
+        .collect();
+    if let Err(e) = queue.enqueue_many(&jobs).await {
+        tracing::warn!(error = %e, calls = jobs.len(), "enqueue failed; the reconciler will restore them");
+    }
+}
+
 /// Removes `calls` of one customer from the queue.
 pub(crate) async fn cancel(
     state: &AppState,

@@ -110,7 +110,8 @@ pub(crate) struct CustomerRequestDoc {
     /// Any JSON object, stored and returned as-is.
     external_metadata: Option<Map<String, Value>>,
     loan_ids: Option<Vec<i64>>,
-    /// `true` answers 501 until the LMS integration exists.
+    /// `true`: the fields left out are read from the company's LMS (PUT /lms), with the
+    /// customer's loans.
     sync: Option<bool>,
     loan_id: Option<String>,
 }
@@ -327,6 +328,94 @@ pub(crate) struct CallPage {
     next_cursor: Option<String>,
 }
 
+/// The body of `POST /customers/batch` in its object form; a bare JSON array of customers
+/// or NDJSON (one customer per line, `Content-Type: application/x-ndjson`) also works.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BatchRequest)]
+pub(crate) struct BatchRequestDoc {
+    /// Up to 10,000 customers, each as `POST /customers` takes it (`sync: true` rows read
+    /// the LMS).
+    customers: Vec<CustomerRequestDoc>,
+    /// `verification`, `collections` or `custom`: create each imported customer's schedule
+    /// (one that already has an active schedule keeps it).
+    schedule: Option<String>,
+}
+
+/// The answer to `POST /customers/batch`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = BatchAccepted)]
+pub(crate) struct BatchAcceptedDoc {
+    job_id: String,
+    /// `queued`.
+    state: String,
+    /// Rows in the job.
+    total: u32,
+    schedule_type: Option<String>,
+    /// Where the job's status is read.
+    status_url: String,
+}
+
+/// Outcome counts of an import job.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BatchCounts)]
+pub(crate) struct BatchCountsDoc {
+    /// Rows with an outcome so far.
+    processed: u32,
+    created: u32,
+    updated: u32,
+    /// Already stored exactly as the row says.
+    unchanged: u32,
+    rejected: u32,
+    /// Rows whose customer got a schedule.
+    scheduled: u32,
+}
+
+/// One rejected row.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = BatchRowError)]
+pub(crate) struct BatchRowErrorDoc {
+    /// The row's index in the batch, from 0 (NDJSON: non-blank lines).
+    row: u32,
+    customer_id: Option<String>,
+    /// What `POST /customers` would have answered for the row.
+    error: ErrorBody,
+}
+
+/// An import job's status.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = BatchStatus)]
+pub(crate) struct BatchStatusDoc {
+    job_id: String,
+    /// `queued`, `running` or `done`.
+    state: String,
+    /// `api` or `cli:<user>`.
+    source: String,
+    schedule_type: Option<String>,
+    total: u32,
+    counts: BatchCountsDoc,
+    /// Times a worker took the job (more than 1: it was resumed after a worker stopped).
+    attempts: u32,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    /// The first 100 rejected rows.
+    errors: Vec<BatchRowErrorDoc>,
+    /// More rejected rows than `errors` holds: `GET /customers/batch/{jobId}/errors`.
+    more_errors: bool,
+}
+
+/// A page of rejected rows.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = BatchErrorPage)]
+pub(crate) struct BatchErrorPageDoc {
+    data: Vec<BatchRowErrorDoc>,
+    next_cursor: Option<String>,
+}
+
 /// The body of `PUT /lms`.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -399,7 +488,7 @@ const ERROR_STATUSES: &[(&str, &str)] = &[
         "409",
         "conflict (duplicate, not pending, do-not-call, Idempotency-Key reuse)",
     ),
-    ("413", "body over 1 MiB"),
+    ("413", "body over 1 MiB (16 MiB for POST /customers/batch)"),
     (
         "422",
         "not lawful (reschedule), or a loan the LMS does not have (sync)",

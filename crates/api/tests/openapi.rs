@@ -34,6 +34,9 @@ const EXPECTED: &[&str] = &[
     "PUT /lms",
     "GET /lms",
     "DELETE /lms",
+    "POST /customers/batch",
+    "GET /customers/batch/{jobId}",
+    "GET /customers/batch/{jobId}/errors",
 ];
 
 fn operations(doc: &Value) -> BTreeSet<String> {

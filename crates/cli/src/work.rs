@@ -1,5 +1,5 @@
-//! `outdial work`: the dispatch worker, the webhook deliverer and the reconciler against
-//! Postgres and Redis; `outdial run` runs them beside the API (see `serve.rs`).
+//! `outdial work`: the dispatch worker, the webhook deliverer, the reconciler and the bulk
+//! import runner against Postgres and Redis; `outdial run` runs them beside the API (see `serve.rs`).
 //!
 //! The provider is an HTTP provider when `OUTDIAL_PROVIDER_URL` is set (with
 //! `OUTDIAL_PROVIDER_TOKEN`), otherwise the built-in simulator (realistic ring and talk
@@ -89,6 +89,13 @@ pub struct WorkerArgs {
     /// and recovered by any worker
     #[arg(long, env = "OUTDIAL_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     shutdown_grace_secs: u64,
+    /// Lease on a bulk-import job, in seconds: how soon a dead worker's import is resumed
+    /// by another
+    #[arg(long, env = "OUTDIAL_IMPORT_LEASE_SECS", default_value_t = 30)]
+    import_lease_secs: u64,
+    /// Rows of a bulk import per transaction
+    #[arg(long, env = "OUTDIAL_IMPORT_CHUNK", default_value_t = 200)]
+    import_chunk: usize,
 }
 
 /// The running worker tasks and the switch that stops them.
@@ -161,12 +168,23 @@ pub async fn start(
     let deliverer =
         webhooks::Deliverer::new(store.clone(), Arc::clone(&clock), WebhookConfig::default())
             .context("cannot build the webhook HTTP client")?;
+    let rules = Arc::new(Ruleset::bundled().context("the bundled ruleset is invalid")?);
+    // Bulk imports run on the fleet with what the API would use for one customer.
+    let importer = outdial_api::AppState::new(
+        store.clone(),
+        Arc::clone(&clock),
+        Arc::clone(&rules),
+        Some(queue.clone()),
+    );
+    let mut import_config = outdial_api::import::RunnerConfig::new(owner.clone());
+    import_config.lease = Duration::from_secs(args.import_lease_secs.max(1));
+    import_config.chunk = args.import_chunk.max(1);
     let dispatcher = Arc::new(Dispatcher {
         store: store.delivering_webhooks(deliverer.hold()),
         queue: queue.clone(),
         dialer,
         limits: limits.clone(),
-        rules: Arc::new(Ruleset::bundled().context("the bundled ruleset is invalid")?),
+        rules,
         clock: Arc::clone(&clock),
         config: WorkerConfig {
             owner,
@@ -193,6 +211,11 @@ pub async fn start(
             store,
             clock,
             WebhookConfig::default(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(outdial_api::import::run(
+            importer,
+            import_config,
             shutdown.clone(),
         )),
         tokio::spawn(reconciler::run(dispatcher, period, recover_every, shutdown)),

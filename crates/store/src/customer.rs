@@ -249,6 +249,78 @@ pub(crate) async fn insert_customer<'e>(
     row.try_into()
 }
 
+/// [`Store::update_customer`] inside the caller's transaction.
+pub(crate) async fn update_customer(
+    tx: &mut sqlx::PgConnection,
+    company: CompanyId,
+    id: &str,
+    patch: CustomerPatch,
+    now: DateTime<Utc>,
+) -> Result<Customer> {
+    let sql = format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE company_id = $1 AND id = $2 FOR UPDATE"
+    );
+    let row: Option<CustomerRow> = sqlx::query_as(&sql)
+        .bind(company.as_uuid())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let mut customer = Customer::try_from(row.ok_or(Error::NotFound { what: "customer" })?)?;
+    patch.apply(&mut customer);
+    write_customer(tx, company, &customer, now).await
+}
+
+/// Stores every field of `customer` over its row (locked by the caller), adds its loan
+/// references, and, when it is do-not-call, cancels its pending calls and ends its schedule.
+pub(crate) async fn write_customer(
+    tx: &mut sqlx::PgConnection,
+    company: CompanyId,
+    customer: &Customer,
+    now: DateTime<Utc>,
+) -> Result<Customer> {
+    let id = customer.id.as_str();
+    let sql = format!(
+        "UPDATE customers SET task_type = $3, first_name = $4, last_name = $5, email = $6,
+                 birthday = $7, ssn_last_four = $8, timezone = $9, phone = $10,
+                 street_address1 = $11, street_address2 = $12, city = $13, state = $14,
+                 zip_code = $15, do_not_call = $16, is_test = $17,
+                 external_metadata = $18::text::json, loan_id = $19, loan_ids = $20,
+                 updated_at = $21
+             WHERE company_id = $1 AND id = $2
+             RETURNING {CUSTOMER_COLUMNS}"
+    );
+    let row = bind_customer(sqlx::query_as(&sql), company, customer, now)?
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(
+        // A reference that names an imported loan by its LMS loanId is that loan.
+        "INSERT INTO loans (company_id, customer_id, id, created_at)
+             SELECT $1, $2, loan, $3 FROM unnest($4::text[]) AS loan
+             WHERE NOT EXISTS (SELECT 1 FROM loans l WHERE l.company_id = $1
+                 AND l.customer_id = $2 AND l.reference = loan)
+             ON CONFLICT DO NOTHING",
+    )
+    .bind(company.as_uuid())
+    .bind(id)
+    .bind(now)
+    .bind(loan_refs(customer))
+    .execute(&mut *tx)
+    .await?;
+    if customer.do_not_call {
+        // Do-not-call stops everything pending, in the same transaction.
+        cancel_pending(
+            &mut *tx,
+            company,
+            Pending::Customer(id),
+            CancelReason::DoNotCall,
+            now,
+        )
+        .await?;
+        end_active_schedule(&mut *tx, company, id, now).await?;
+    }
+    row.try_into()
+}
+
 /// Binds `$1` company, `$2` id and `$3`–`$20` every other field, `$21` now: the parameter
 /// order shared by the insert and the update.
 fn bind_customer<'q>(
@@ -350,57 +422,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Customer> {
         let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE company_id = $1 AND id = $2 FOR UPDATE"
-        );
-        let row: Option<CustomerRow> = sqlx::query_as(&sql)
-            .bind(company.as_uuid())
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let mut customer = Customer::try_from(row.ok_or(Error::NotFound { what: "customer" })?)?;
-        patch.apply(&mut customer);
-        let sql = format!(
-            "UPDATE customers SET task_type = $3, first_name = $4, last_name = $5, email = $6,
-                 birthday = $7, ssn_last_four = $8, timezone = $9, phone = $10,
-                 street_address1 = $11, street_address2 = $12, city = $13, state = $14,
-                 zip_code = $15, do_not_call = $16, is_test = $17,
-                 external_metadata = $18::text::json, loan_id = $19, loan_ids = $20,
-                 updated_at = $21
-             WHERE company_id = $1 AND id = $2
-             RETURNING {CUSTOMER_COLUMNS}"
-        );
-        let row = bind_customer(sqlx::query_as(&sql), company, &customer, now)?
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query(
-            // A reference that names an imported loan by its LMS loanId is that loan.
-            "INSERT INTO loans (company_id, customer_id, id, created_at)
-             SELECT $1, $2, loan, $3 FROM unnest($4::text[]) AS loan
-             WHERE NOT EXISTS (SELECT 1 FROM loans l WHERE l.company_id = $1
-                 AND l.customer_id = $2 AND l.reference = loan)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(company.as_uuid())
-        .bind(id)
-        .bind(now)
-        .bind(loan_refs(&customer))
-        .execute(&mut *tx)
-        .await?;
-        if customer.do_not_call {
-            // Do-not-call stops everything pending, in the same transaction.
-            cancel_pending(
-                &mut tx,
-                company,
-                Pending::Customer(id),
-                CancelReason::DoNotCall,
-                now,
-            )
-            .await?;
-            end_active_schedule(&mut tx, company, id, now).await?;
-        }
+        let stored = update_customer(&mut tx, company, id, patch, now).await?;
         tx.commit().await?;
-        row.try_into()
+        Ok(stored)
     }
 
     /// One page of `company`'s customers matching `filter`, in creation order, starting
@@ -470,6 +494,68 @@ struct ContactJson {
     loan: Option<String>,
     outcome: Option<String>,
     flags: Vec<String>,
+}
+
+/// What an import needs of a customer it finds already stored.
+#[derive(Debug)]
+pub(crate) struct StoredForImport {
+    pub customer: Customer,
+    /// The customer has an active schedule.
+    pub scheduled: bool,
+    /// Its placed calls, for planning a schedule.
+    pub contacts: Vec<outdial_domain::policy::Contact>,
+}
+
+/// `company`'s customers among `ids`, locked for update, keyed by id (missing ones absent).
+pub(crate) async fn customers_for_import(
+    conn: &mut sqlx::PgConnection,
+    company: CompanyId,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, StoredForImport>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        with: CustomerWithContacts,
+        scheduled: bool,
+    }
+    let sql = format!(
+        "SELECT {CUSTOMER_COLUMNS},
+             (SELECT coalesce(json_agg(json_build_object(
+                  'at', a.started_at, 'number', a.number, 'loan', a.loan_id,
+                  'outcome', a.outcome, 'flags', a.flags) ORDER BY a.started_at), '[]')
+              FROM call_attempts a
+              WHERE a.company_id = $1 AND a.customer_id = c.id) AS contacts,
+             EXISTS (SELECT 1 FROM schedules s
+                     WHERE s.company_id = $1 AND s.customer_id = c.id AND s.active) AS scheduled
+         FROM customers c WHERE c.company_id = $1 AND c.id = ANY($2)
+         ORDER BY c.id
+         FOR UPDATE OF c"
+    );
+    let rows: Vec<Row> = sqlx::query_as(&sql)
+        .bind(company.as_uuid())
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let contacts = r
+                .with
+                .contacts
+                .0
+                .into_iter()
+                .map(|c| crate::call_attempt::contact((c.at, c.number, c.loan, c.outcome, c.flags)))
+                .collect::<Result<_>>()?;
+            let customer = Customer::try_from(r.with.row)?;
+            Ok((
+                customer.id.as_str().to_owned(),
+                StoredForImport {
+                    customer,
+                    scheduled: r.scheduled,
+                    contacts,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// A customer row with its company.

@@ -72,6 +72,22 @@ impl From<sqlx::Error> for Error {
 }
 
 impl Error {
+    /// The database could not be reached or the connection broke: trying again later may
+    /// succeed. (A statement Postgres refused is not transient.)
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+
     /// Renames a [`Error::Conflict`] to say what already exists; other errors pass through.
     pub(crate) fn conflict_on(self, what: &str) -> Self {
         match self {

@@ -18,6 +18,7 @@ mod dispatch;
 mod error;
 mod group;
 mod idempotency;
+mod import;
 mod lms;
 mod outbox;
 mod page;
@@ -42,6 +43,10 @@ pub use customer::{CustomerFilter, CustomerPatch, MAX_PAGE};
 pub use dispatch::{Applied, CallResult, DialIntent, LeaseToken};
 pub use error::{Error, Result};
 pub use idempotency::{Idempotent, KEY_RETENTION_HOURS};
+pub use import::{
+    ImportChunk, ImportCounts, ImportJob, ImportStatus, MAX_ERROR_PAGE, MAX_IMPORT_ROWS, RowError,
+    RowOutcome, Stored,
+};
 pub use lms::{LmsSettings, LoanRecord, NewLoan, SyncNote};
 pub use outbox::{Delivery, DeliveryState};
 pub use outdial_domain::follow_up::FollowUp;

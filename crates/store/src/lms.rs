@@ -234,6 +234,19 @@ impl Store {
     }
 }
 
+/// Stores `loans` (known ones updated, new ones added) and the sync note of `customer`.
+pub(crate) async fn record(
+    tx: &mut sqlx::PgConnection,
+    company: CompanyId,
+    customer: &str,
+    loans: &[NewLoan],
+    note: &SyncNote,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    upsert_loans(tx, company, customer, loans, now).await?;
+    put_note(tx, company, customer, note).await
+}
+
 async fn upsert_loans(
     conn: &mut sqlx::PgConnection,
     company: CompanyId,

@@ -61,141 +61,152 @@ impl Store {
         new: &NewSchedule<'_>,
         now: DateTime<Utc>,
     ) -> Result<CreatedSchedule> {
-        let customer = new.customer_id.as_str();
-        let cadence = serde_json::to_value(new.cadence).map_err(|_| Error::Corrupt {
-            what: "schedule",
-            column: "cadence",
-        })?;
-        let dropped = serde_json::to_value(&new.plan.dropped).map_err(|_| Error::Corrupt {
-            what: "schedule",
-            column: "dropped",
-        })?;
-
         let mut tx = self.pool.begin().await?;
-        // The list-ordering lock (shared) and the customer's row lock in one round trip.
-        let found: Option<(bool,)> = sqlx::query_as(
-            "SELECT c.do_not_call FROM customers c,
+        let created = create_schedule(&mut tx, company, new, now).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+}
+
+/// [`Store::create_schedule`] inside the caller's transaction.
+pub(crate) async fn create_schedule(
+    tx: &mut sqlx::PgConnection,
+    company: CompanyId,
+    new: &NewSchedule<'_>,
+    now: DateTime<Utc>,
+) -> Result<CreatedSchedule> {
+    let customer = new.customer_id.as_str();
+    let cadence = serde_json::to_value(new.cadence).map_err(|_| Error::Corrupt {
+        what: "schedule",
+        column: "cadence",
+    })?;
+    let dropped = serde_json::to_value(&new.plan.dropped).map_err(|_| Error::Corrupt {
+        what: "schedule",
+        column: "dropped",
+    })?;
+
+    // The list-ordering lock (shared) and the customer's row lock in one round trip.
+    let found: Option<(bool,)> = sqlx::query_as(
+        "SELECT c.do_not_call FROM customers c,
                  LATERAL (SELECT pg_advisory_xact_lock_shared($3, hashtext($1::text))) l
              WHERE c.company_id = $1 AND c.id = $2 FOR UPDATE OF c",
-        )
-        .bind(company.as_uuid())
-        .bind(customer)
-        .bind(CALL_LIST_LOCK)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match found {
-            None => return Err(Error::NotFound { what: "customer" }),
-            Some((true,)) => return Err(Error::DoNotCall),
-            Some((false,)) => {}
-        }
-        let cancelled = cancel_pending(
-            &mut tx,
-            company,
-            Pending::Customer(customer),
-            CancelReason::ScheduleReplaced,
-            now,
-        )
-        .await?;
-        let replaced = end_active_schedule(&mut tx, company, customer, now).await?;
-        let in_flight = crate::scheduled_call::in_flight(&mut tx, company, customer).await?;
+    )
+    .bind(company.as_uuid())
+    .bind(customer)
+    .bind(CALL_LIST_LOCK)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match found {
+        None => return Err(Error::NotFound { what: "customer" }),
+        Some((true,)) => return Err(Error::DoNotCall),
+        Some((false,)) => {}
+    }
+    let cancelled = cancel_pending(
+        &mut *tx,
+        company,
+        Pending::Customer(customer),
+        CancelReason::ScheduleReplaced,
+        now,
+    )
+    .await?;
+    let replaced = end_active_schedule(&mut *tx, company, customer, now).await?;
+    let in_flight = crate::scheduled_call::in_flight(&mut *tx, company, customer).await?;
 
-        let schedule_id = ScheduleId::from_uuid(Uuid::new_v4());
-        sqlx::query(
-            "INSERT INTO schedules (id, company_id, customer_id, schedule_type, task_type,
+    let schedule_id = ScheduleId::from_uuid(Uuid::new_v4());
+    sqlx::query(
+        "INSERT INTO schedules (id, company_id, customer_id, schedule_type, task_type,
                  loan_id, cadence, ruleset, dropped, active, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, $10)",
-        )
-        .bind(*schedule_id.as_uuid())
-        .bind(company.as_uuid())
-        .bind(customer)
-        .bind(new.schedule_type.as_str())
-        .bind(new.task_type)
-        .bind(new.loan_id)
-        .bind(&cadence)
-        .bind(new.ruleset)
-        .bind(&dropped)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    )
+    .bind(*schedule_id.as_uuid())
+    .bind(company.as_uuid())
+    .bind(customer)
+    .bind(new.schedule_type.as_str())
+    .bind(new.task_type)
+    .bind(new.loan_id)
+    .bind(&cadence)
+    .bind(new.ruleset)
+    .bind(&dropped)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
 
-        let calls: Vec<ScheduledCall> = new
-            .plan
-            .calls
-            .iter()
-            .map(|planned| {
-                ScheduledCall::planned(
-                    CallId::from_uuid(Uuid::new_v4()),
-                    schedule_id,
-                    new.customer_id.clone(),
-                    planned,
-                    now,
-                )
-            })
-            .collect();
-        let mut ids = Vec::with_capacity(calls.len());
-        let mut due = Vec::with_capacity(calls.len());
-        let mut slots = Vec::with_capacity(calls.len());
-        let mut reasons = Vec::with_capacity(calls.len());
-        for (call, planned) in calls.iter().zip(&new.plan.calls) {
-            ids.push(*call.id.as_uuid());
-            due.push(call.due_at);
-            slots.push(planned.slot);
-            reasons.push(
-                serde_json::to_string(&planned.moved_by).map_err(|_| Error::Corrupt {
-                    what: "scheduled call",
-                    column: "reasons",
-                })?,
-            );
-        }
-        sqlx::query(
-            "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
+    let calls: Vec<ScheduledCall> = new
+        .plan
+        .calls
+        .iter()
+        .map(|planned| {
+            ScheduledCall::planned(
+                CallId::from_uuid(Uuid::new_v4()),
+                schedule_id,
+                new.customer_id.clone(),
+                planned,
+                now,
+            )
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(calls.len());
+    let mut due = Vec::with_capacity(calls.len());
+    let mut slots = Vec::with_capacity(calls.len());
+    let mut reasons = Vec::with_capacity(calls.len());
+    for (call, planned) in calls.iter().zip(&new.plan.calls) {
+        ids.push(*call.id.as_uuid());
+        due.push(call.due_at);
+        slots.push(planned.slot);
+        reasons.push(
+            serde_json::to_string(&planned.moved_by).map_err(|_| Error::Corrupt {
+                what: "scheduled call",
+                column: "reasons",
+            })?,
+        );
+    }
+    sqlx::query(
+        "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
                  due_at, slot_at, reasons, created_at, updated_at, planned_due_at, planned_reasons)
              SELECT id, $1, $2, $3, 'scheduled', due_at, slot_at, r, $4, $4, due_at, r
              FROM unnest($5::uuid[], $6::timestamptz[], $7::timestamptz[], $8::text[])
                  AS c(id, due_at, slot_at, reasons),
                  LATERAL (SELECT reasons::jsonb AS r) parsed",
-        )
-        .bind(company.as_uuid())
-        .bind(customer)
-        .bind(*schedule_id.as_uuid())
-        .bind(now)
-        .bind(&ids)
-        .bind(&due)
-        .bind(&slots)
-        .bind(&reasons)
-        .execute(&mut *tx)
-        .await?;
-        // Each call's first trail entry ("planned") is the row's `planned_due_at`,
-        // `planned_reasons` and `created_at` (migration 0009), not a `call_events` row.
-        tx.commit().await?;
+    )
+    .bind(company.as_uuid())
+    .bind(customer)
+    .bind(*schedule_id.as_uuid())
+    .bind(now)
+    .bind(&ids)
+    .bind(&due)
+    .bind(&slots)
+    .bind(&reasons)
+    .execute(&mut *tx)
+    .await?;
+    // Each call's first trail entry ("planned") is the row's `planned_due_at`,
+    // `planned_reasons` and `created_at` (migration 0009), not a `call_events` row.
 
-        let records = calls
-            .iter()
-            .zip(&new.plan.calls)
-            .map(|(call, planned)| ScheduledCallRecord {
-                id: call.id,
-                schedule_id,
-                customer_id: customer.to_owned(),
-                schedule_type: new.schedule_type,
-                status: call.status,
-                scheduled_at: call.due_at,
-                local_time: local_time(call.due_at, new.zone),
-                timezone: new.zone.name().to_owned(),
-                slot_at: planned.slot,
-                attempts: 0,
-                reasons: planned.moved_by.clone(),
-                post_processing_flags: vec![],
-                created_at: now,
-                updated_at: now,
-                decision_trail: None,
-            })
-            .collect();
-        Ok(CreatedSchedule {
+    let records = calls
+        .iter()
+        .zip(&new.plan.calls)
+        .map(|(call, planned)| ScheduledCallRecord {
+            id: call.id,
             schedule_id,
-            calls: records,
-            replaced,
-            cancelled,
-            in_flight,
+            customer_id: customer.to_owned(),
+            schedule_type: new.schedule_type,
+            status: call.status,
+            scheduled_at: call.due_at,
+            local_time: local_time(call.due_at, new.zone),
+            timezone: new.zone.name().to_owned(),
+            slot_at: planned.slot,
+            attempts: 0,
+            reasons: planned.moved_by.clone(),
+            post_processing_flags: vec![],
+            created_at: now,
+            updated_at: now,
+            decision_trail: None,
         })
-    }
+        .collect();
+    Ok(CreatedSchedule {
+        schedule_id,
+        calls: records,
+        replaced,
+        cancelled,
+        in_flight,
+    })
 }
