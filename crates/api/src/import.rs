@@ -361,9 +361,33 @@ pub async fn run_once(
     config: &RunnerConfig,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<bool, outdial_store::Error> {
+    work(state, config, shutdown, None).await
+}
+
+/// [`run_once`] for job `job` only (`outdial import` runs its own jobs): false when the
+/// job is done or another process holds it.
+pub async fn run_job(
+    state: &AppState,
+    config: &RunnerConfig,
+    shutdown: &watch::Receiver<bool>,
+    job: Uuid,
+) -> Result<bool, outdial_store::Error> {
+    work(state, config, shutdown, Some(job)).await
+}
+
+async fn work(
+    state: &AppState,
+    config: &RunnerConfig,
+    shutdown: &watch::Receiver<bool>,
+    only: Option<Uuid>,
+) -> Result<bool, outdial_store::Error> {
     let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(30));
     let now = state.clock.now();
-    let Some(job) = state.store.claim_import(&config.owner, lease, now).await? else {
+    let Some(job) = state
+        .store
+        .claim_import(&config.owner, lease, now, only)
+        .await?
+    else {
         return Ok(false);
     };
     tracing::info!(import.id = %job.id, import.rows = job.total, import.attempt = job.attempts, "import started");
@@ -516,6 +540,76 @@ async fn prepare_rows(
         .await
 }
 
+/// Checks one row as the import would, without storing or fetching anything: `Ok(true)`
+/// valid, `Ok(false)` a `sync: true` row (only its id is checked: the rest comes from the
+/// LMS when it is imported), `Err` the error its import would record.
+pub fn check_row(
+    company: &Company,
+    schedule: Option<ScheduleType>,
+    body: Value,
+    today: chrono::NaiveDate,
+) -> Result<bool, ApiError> {
+    let catalog = crate::auth::catalog(company)?;
+    let body = row_object(body)?;
+    if body.get("sync").and_then(Value::as_bool) == Some(true) {
+        match body.get("id").and_then(Value::as_str) {
+            None => return Err(ApiError::field(FieldError::required("id"))),
+            Some(id) => CustomerRef::new(id).map_err(|e| ApiError::field(e.at("id")))?,
+        };
+        return Ok(false);
+    }
+    let customer = validate_plain(&catalog, body, today)?;
+    resolve_schedule(&catalog, &customer, schedule)?;
+    Ok(true)
+}
+
+/// A row's JSON object (a row that is not one is rejected).
+fn row_object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(mut object) => {
+            if let Some(Value::String(message)) = object.remove(MALFORMED) {
+                return Err(ApiError::malformed_json(message));
+            }
+            Ok(object)
+        }
+        _ => Err(ApiError::malformed_json("a row must be a JSON object")),
+    }
+}
+
+fn validate_plain(
+    catalog: &outdial_domain::schedule::Catalog,
+    body: Map<String, Value>,
+    today: chrono::NaiveDate,
+) -> Result<Customer, ApiError> {
+    let input: CustomerInput = typed::<CustomerInput>(body)?;
+    input
+        .validate(&catalog.task_types(), today)
+        .map_err(ApiError::invalid)
+}
+
+type ScheduleChoice = Option<(ScheduleType, CadenceDef, Cadence)>;
+
+/// The cadence of `kind` for the customer's task type, from the company's catalog.
+fn resolve_schedule(
+    catalog: &outdial_domain::schedule::Catalog,
+    customer: &Customer,
+    kind: Option<ScheduleType>,
+) -> Result<ScheduleChoice, ApiError> {
+    let Some(kind) = kind else {
+        return Ok(None);
+    };
+    let (def, cadence) = catalog
+        .cadence_with_def(customer.task_type.as_str(), Some(kind))
+        .map_err(|e| {
+            ApiError::field(FieldError::new(
+                "schedule",
+                ErrorCode::InvalidValue,
+                e.to_string(),
+            ))
+        })?;
+    Ok(Some((kind, def.clone(), cadence.clone())))
+}
+
 async fn prepare_row(
     state: &AppState,
     company: &Company,
@@ -525,40 +619,14 @@ async fn prepare_row(
     today: chrono::NaiveDate,
 ) -> Result<Work, ApiError> {
     let catalog = catalog?;
-    let body = match body {
-        Value::Object(mut object) => {
-            if let Some(Value::String(message)) = object.remove(MALFORMED) {
-                return Err(ApiError::malformed_json(message));
-            }
-            object
-        }
-        _ => return Err(ApiError::malformed_json("a row must be a JSON object")),
-    };
+    let body = row_object(body)?;
     let (customer, synced) = if body.get("sync").and_then(Value::as_bool) == Some(true) {
         let s = crate::sync::prepare(state, company, body).await?;
         (s.customer, Some((s.loans, s.note)))
     } else {
-        let input: CustomerInput = typed::<CustomerInput>(Map::clone(&body))?;
-        let customer = input
-            .validate(&catalog.task_types(), today)
-            .map_err(ApiError::invalid)?;
-        (customer, None)
+        (validate_plain(&catalog, body, today)?, None)
     };
-    let schedule = match job.schedule_type {
-        None => None,
-        Some(kind) => {
-            let (def, cadence) = catalog
-                .cadence_with_def(customer.task_type.as_str(), Some(kind))
-                .map_err(|e| {
-                    ApiError::field(FieldError::new(
-                        "schedule",
-                        ErrorCode::InvalidValue,
-                        e.to_string(),
-                    ))
-                })?;
-            Some((kind, def.clone(), cadence.clone()))
-        }
-    };
+    let schedule = resolve_schedule(&catalog, &customer, job.schedule_type)?;
     Ok(Work::Store(Box::new(ToStore {
         customer,
         synced,

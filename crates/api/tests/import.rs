@@ -316,14 +316,14 @@ async fn a_runner_whose_lease_was_taken_over_writes_nothing(pool: PgPool) {
     let store = &f.store;
     let lease = Duration::seconds(10);
     let first = store
-        .claim_import("first", lease, f.now)
+        .claim_import("first", lease, f.now, None)
         .await
         .unwrap()
         .expect("the job");
     assert_eq!(first.id.to_string(), job);
     assert!(
         store
-            .claim_import("second", lease, f.now)
+            .claim_import("second", lease, f.now, None)
             .await
             .unwrap()
             .is_none(),
@@ -332,7 +332,7 @@ async fn a_runner_whose_lease_was_taken_over_writes_nothing(pool: PgPool) {
     // The first runner stalls past its lease; the second takes the job over.
     let later = f.now + Duration::seconds(11);
     let second = store
-        .claim_import("second", lease, later)
+        .claim_import("second", lease, later, None)
         .await
         .unwrap()
         .expect("the expired job");

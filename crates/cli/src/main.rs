@@ -9,6 +9,7 @@
 mod company;
 mod customer;
 mod decide;
+mod import;
 mod preview;
 mod queue;
 mod rules;
@@ -76,6 +77,8 @@ enum Command {
         #[command(subcommand)]
         command: company::CompanyCommand,
     },
+    /// Bulk-import customers from a CSV or NDJSON file (optionally with their schedules).
+    Import(import::ImportArgs),
     /// Inspect and repair the call queue (Redis and Postgres directly).
     Queue {
         #[command(subcommand)]
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Migrate(db) => company::migrate(db),
         Command::Company { command } => company::run(command, now),
         Command::Queue { command } => queue::run(command),
+        Command::Import(args) => import::run(args),
     };
     match result {
         Ok(code) => code,

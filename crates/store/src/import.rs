@@ -326,25 +326,28 @@ impl Store {
         Ok(id)
     }
 
-    /// Takes the oldest job that is not done and not leased (or whose lease ran out) for
-    /// `owner` until `now + lease`.
+    /// Takes the oldest job (or job `only`) that is not done and not leased (or whose lease
+    /// ran out) for `owner` until `now + lease`.
     pub async fn claim_import(
         &self,
         owner: &str,
         lease: Duration,
         now: DateTime<Utc>,
+        only: Option<Uuid>,
     ) -> Result<Option<ImportJob>> {
         let row: Option<JobRow> = sqlx::query_as(
             "UPDATE import_jobs j SET state = 'running', lease_owner = $1, lease_until = $2,
                  attempts = j.attempts + 1, started_at = coalesce(j.started_at, $3)
              WHERE j.id = (SELECT id FROM import_jobs
                            WHERE state <> 'done' AND (lease_until IS NULL OR lease_until < $3)
+                             AND ($4::uuid IS NULL OR id = $4)
                            ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING j.id, j.company_id, j.schedule_type, j.total, j.attempts",
         )
         .bind(owner)
         .bind(now + lease)
         .bind(now)
+        .bind(only)
         .fetch_optional(&self.pool)
         .await?;
         row.map(ImportJob::try_from).transpose()
