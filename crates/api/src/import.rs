@@ -11,7 +11,7 @@
 //! sync rebuilds it). The job runs in chunks, one transaction each, under a lease (see
 //! `outdial_store::import`): exactly once whoever runs it, resumed by any process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use axum::Extension;
@@ -26,7 +26,7 @@ use outdial_domain::task::ScheduleType;
 use outdial_domain::{CallId, Customer, CustomerInput, CustomerRef, ErrorCode, FieldError};
 use outdial_store::{
     Company, ImportJob, ImportStatus, MAX_ERROR_PAGE, MAX_IMPORT_ROWS, NewLoan, NewSchedule,
-    RowError, RowOutcome, Stored, SyncNote,
+    Outcome, RowError, RowOutcome, Stored, SyncNote,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -392,6 +392,8 @@ async fn work(
     };
     tracing::info!(import.id = %job.id, import.rows = job.total, import.attempt = job.attempts, "import started");
     let company = state.store.company(job.company).await?;
+    // Rows up to here have outcomes (or are being retried one by one below).
+    let mut cursor = None;
     loop {
         if *shutdown.borrow() {
             state.store.release_import(job.id, &config.owner).await?;
@@ -400,8 +402,9 @@ async fn work(
         }
         let rows = state
             .store
-            .import_rows_left(job.id, config.chunk.max(1) as i64)
+            .import_rows_left(job.id, cursor, config.chunk.max(1) as i64)
             .await?;
+        cursor = rows.last().map(|(n, _)| *n).or(cursor);
         if rows.is_empty() {
             let now = state.clock.now();
             if state
@@ -640,6 +643,10 @@ enum Chunk {
 }
 
 /// Stores `rows` and their outcomes in one transaction, then enqueues the new calls.
+///
+/// Customers the company does not have yet (the common case of an import) are inserted,
+/// and their first schedules stored, a statement for all of them; a stored customer (or an
+/// id repeated within the chunk) goes through the single-customer path.
 async fn import_chunk(
     state: &AppState,
     company: &Company,
@@ -664,84 +671,144 @@ async fn import_chunk(
         })
         .collect();
     let mut stored: HashMap<String, Stored> = chunk.stored(&ids).await?;
-    let mut due: Vec<(CustomerRef, CallId, DateTime<Utc>)> = Vec::new();
-    let mut tally: HashMap<&'static str, u64> = HashMap::new();
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(rows.len());
+    let mut fresh: Vec<(&Prepared, &ToStore)> = Vec::new();
+    let mut later: Vec<(&Prepared, &ToStore)> = Vec::new();
+    let mut fresh_ids: HashSet<&str> = HashSet::new();
     for prepared in rows {
-        let (customer, synced, schedule) = match &prepared.work {
-            Work::Rejected(e) => {
-                let error = serde_json::json!({
+        match &prepared.work {
+            Work::Rejected(e) => outcomes.push(Outcome {
+                row: prepared.row,
+                outcome: RowOutcome::Rejected,
+                customer_id: prepared.customer_id.clone(),
+                scheduled: false,
+                error: Some(serde_json::json!({
                     "code": e.code,
                     "message": e.message,
                     "fields": e.fields,
-                });
-                chunk
-                    .outcome(
-                        prepared.row,
-                        RowOutcome::Rejected,
-                        prepared.customer_id.as_deref(),
-                        false,
-                        Some(&error),
-                    )
-                    .await?;
-                *tally.entry("rejected").or_default() += 1;
-                continue;
-            }
-            Work::Store(s) => (&s.customer, &s.synced, &s.schedule),
-        };
-        let id = customer.id.as_str().to_owned();
-        let (outcome, customer) = match stored.get(&id) {
-            None => {
-                match synced {
-                    Some((loans, note)) => chunk.insert_synced(customer, loans, note, now).await?,
-                    None => chunk.insert(customer, now).await?,
-                }
-                (RowOutcome::Created, customer.clone())
-            }
-            Some(existing) => {
-                let mut merged = customer.clone();
-                // An import never clears doNotCall: a consumer's request outlives any file.
-                merged.do_not_call |= existing.customer.do_not_call;
-                let outcome = if merged == existing.customer {
-                    RowOutcome::Unchanged
+                })),
+            }),
+            Work::Store(s) => {
+                let id = s.customer.id.as_str();
+                if stored.contains_key(id) || fresh_ids.contains(id) {
+                    later.push((prepared, s));
                 } else {
-                    chunk.update(&merged, now).await?;
-                    RowOutcome::Updated
-                };
-                if let Some((loans, note)) = synced {
-                    chunk.record_sync(&id, loans, note, now).await?;
+                    fresh_ids.insert(id);
+                    fresh.push((prepared, s));
                 }
-                (outcome, merged)
             }
-        };
-        let entry = stored.entry(id.clone()).or_insert_with(|| Stored {
-            customer: customer.clone(),
-            scheduled: false,
-            contacts: Vec::new(),
-        });
-        entry.customer = customer.clone();
-        let mut scheduled = false;
-        if let Some((kind, def, cadence)) = schedule
-            && !entry.scheduled
-            && !customer.do_not_call
+        }
+    }
+
+    // New customers, their loans and first schedules.
+    let plain: Vec<&Customer> = fresh
+        .iter()
+        .filter(|(_, s)| s.synced.is_none())
+        .map(|(_, s)| &s.customer)
+        .collect();
+    chunk.insert_many(&plain, now).await?;
+    let mut due: Vec<(CustomerRef, CallId, DateTime<Utc>)> = Vec::new();
+    let mut plans = Vec::new();
+    for (_, s) in &fresh {
+        if let Some((loans, note)) = &s.synced {
+            // The LMS's loans are the customer's loan rows (as with POST /customers).
+            chunk.insert_synced(&s.customer, loans, note, now).await?;
+        }
+        if let Some((kind, _, cadence)) = &s.schedule
+            && !s.customer.do_not_call
         {
-            let plan = crate::scheduled_calls::plan(
+            plans.push(crate::scheduled_calls::plan(
                 state,
-                &customer,
-                &entry.contacts,
+                &s.customer,
+                &[],
                 *kind,
                 cadence,
                 now,
-            );
+            ));
+        }
+    }
+    let scheduled_fresh: Vec<&(&Prepared, &ToStore)> = fresh
+        .iter()
+        .filter(|(_, s)| s.schedule.is_some() && !s.customer.do_not_call)
+        .collect();
+    let news: Vec<NewSchedule<'_>> = scheduled_fresh
+        .iter()
+        .zip(&plans)
+        .map(|((_, s), plan)| {
+            let (kind, def, _) = s.schedule.as_ref().expect("filtered on schedule");
+            NewSchedule {
+                customer_id: &s.customer.id,
+                schedule_type: *kind,
+                task_type: s.customer.task_type.as_str(),
+                loan_id: s.customer.loan_id.as_deref(),
+                cadence: def,
+                ruleset: &state.rules.version,
+                zone: s.customer.timezone,
+                plan,
+            }
+        })
+        .collect();
+    let calls = chunk.first_schedules(&news, now).await?;
+    for (((_, s), _), calls) in scheduled_fresh.iter().zip(&plans).zip(calls) {
+        due.extend(
+            calls
+                .into_iter()
+                .map(|(id, at)| (s.customer.id.clone(), id, at)),
+        );
+    }
+    for (prepared, s) in &fresh {
+        let scheduled = s.schedule.is_some() && !s.customer.do_not_call;
+        outcomes.push(Outcome {
+            row: prepared.row,
+            outcome: RowOutcome::Created,
+            customer_id: Some(s.customer.id.as_str().to_owned()),
+            scheduled,
+            error: None,
+        });
+        stored.insert(
+            s.customer.id.as_str().to_owned(),
+            Stored {
+                customer: s.customer.clone(),
+                scheduled,
+                contacts: Vec::new(),
+            },
+        );
+    }
+
+    // Stored customers, and ids repeated within the chunk, one at a time and in order.
+    for (prepared, s) in later {
+        let id = s.customer.id.as_str().to_owned();
+        let entry = stored.get_mut(&id).expect("stored or added above");
+        let mut merged = s.customer.clone();
+        // An import never clears doNotCall: a consumer's request outlives any file.
+        merged.do_not_call |= entry.customer.do_not_call;
+        let outcome = if merged == entry.customer {
+            RowOutcome::Unchanged
+        } else {
+            chunk.update(&merged, now).await?;
+            RowOutcome::Updated
+        };
+        if let Some((loans, note)) = &s.synced {
+            chunk.record_sync(&id, loans, note, now).await?;
+        }
+        entry.customer = merged.clone();
+        let mut scheduled = false;
+        if let Some((kind, def, cadence)) = &s.schedule
+            && !entry.scheduled
+            && !merged.do_not_call
+        {
+            let plan =
+                crate::scheduled_calls::plan(state, &merged, &entry.contacts, *kind, cadence, now);
             let created = chunk
                 .schedule(
                     &NewSchedule {
-                        customer_id: &customer.id,
+                        customer_id: &merged.id,
                         schedule_type: *kind,
-                        task_type: customer.task_type.as_str(),
-                        loan_id: customer.loan_id.as_deref(),
+                        task_type: merged.task_type.as_str(),
+                        loan_id: merged.loan_id.as_deref(),
                         cadence: def,
                         ruleset: &state.rules.version,
-                        zone: customer.timezone,
+                        zone: merged.timezone,
                         plan: &plan,
                     },
                     now,
@@ -751,17 +818,25 @@ async fn import_chunk(
                 created
                     .calls
                     .iter()
-                    .map(|c| (customer.id.clone(), c.id, c.scheduled_at)),
+                    .map(|c| (merged.id.clone(), c.id, c.scheduled_at)),
             );
             entry.scheduled = true;
             scheduled = true;
         }
-        chunk
-            .outcome(prepared.row, outcome, Some(&id), scheduled, None)
-            .await?;
-        *tally.entry(outcome_name(outcome)).or_default() += 1;
+        outcomes.push(Outcome {
+            row: prepared.row,
+            outcome,
+            customer_id: Some(id),
+            scheduled,
+            error: None,
+        });
     }
+    chunk.outcomes(&outcomes).await?;
     chunk.commit().await?;
+    let mut tally: HashMap<&'static str, u64> = HashMap::new();
+    for o in &outcomes {
+        *tally.entry(outcome_name(o.outcome)).or_default() += 1;
+    }
     for (outcome, n) in tally {
         metrics::counter!("outdial_import_rows_total", "outcome" => outcome).increment(n);
     }

@@ -189,7 +189,15 @@ async fn reposting_the_same_rows_creates_nothing_twice_and_never_clears_do_not_c
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]
 async fn ndjson_rows_import_and_a_line_that_is_not_json_is_one_rejected_row(pool: PgPool) {
     let f = fixture(pool).await;
-    let body = format!("{}\n{{\"id\": \"oops\n\n{}\n", row("n1"), row("n2"));
+    // n1 twice in one chunk: created, then updated by the later row.
+    let mut moved = row("n1");
+    moved["city"] = json!("Brooklyn");
+    let body = format!(
+        "{}\n{}\n{{\"id\": \"oops\n\n{}\n",
+        row("n1"),
+        moved,
+        row("n2")
+    );
     let (code, accepted) = send(
         &f.app,
         "POST",
@@ -199,13 +207,16 @@ async fn ndjson_rows_import_and_a_line_that_is_not_json_is_one_rejected_row(pool
     )
     .await;
     assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
-    assert_eq!(accepted["total"], 3);
+    assert_eq!(accepted["total"], 4);
     let job = accepted["jobId"].as_str().unwrap().to_owned();
     run_all(&f).await;
     let done = status(&f, &f.key_a, &job).await;
     assert_eq!(done["counts"]["created"], 2, "{done}");
+    assert_eq!(done["counts"]["updated"], 1, "{done}");
     assert_eq!(done["counts"]["scheduled"], 0, "no schedule asked");
-    assert_eq!(done["errors"][0]["row"], 1);
+    let (_, n1) = get(&f.app, &f.key_a, "/customers/n1").await;
+    assert_eq!(n1["city"], "Brooklyn", "the later row wins: {n1}");
+    assert_eq!(done["errors"][0]["row"], 2);
     assert_eq!(done["errors"][0]["error"]["code"], "malformed_json");
 }
 

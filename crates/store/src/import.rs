@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use outdial_domain::Customer;
 use outdial_domain::task::ScheduleType;
+use outdial_domain::{CallId, Customer};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
@@ -106,6 +106,16 @@ pub struct RowError {
     pub customer_id: Option<String>,
     /// `{"code", "message", "fields": [...]}`, as the single-customer route would answer.
     pub error: Value,
+}
+
+/// One row's outcome, for [`ImportChunk::outcomes`].
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub row: i32,
+    pub outcome: RowOutcome,
+    pub customer_id: Option<String>,
+    pub scheduled: bool,
+    pub error: Option<Value>,
 }
 
 /// A customer the chunk found stored (locked until the chunk commits).
@@ -206,6 +216,53 @@ impl ImportChunk {
         now: DateTime<Utc>,
     ) -> Result<CreatedSchedule> {
         crate::schedule::create_schedule(&mut self.tx, self.company, new, now).await
+    }
+
+    /// Adds new customers (none of them stored: see [`ImportChunk::stored`]) in one
+    /// statement (two with loan references).
+    pub async fn insert_many(&mut self, customers: &[&Customer], now: DateTime<Utc>) -> Result<()> {
+        crate::customer::insert_customers(&mut self.tx, self.company, customers, now).await
+    }
+
+    /// Stores the first schedule of customers added by this chunk, in three statements;
+    /// each schedule's calls (id, due time), in order.
+    pub async fn first_schedules(
+        &mut self,
+        news: &[NewSchedule<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Vec<(CallId, DateTime<Utc>)>>> {
+        crate::schedule::create_first_schedules(&mut self.tx, self.company, news, now).await
+    }
+
+    /// Records many rows' outcomes in one statement (a row that already has one keeps it).
+    pub async fn outcomes(&mut self, outcomes: &[Outcome]) -> Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<i32> = outcomes.iter().map(|o| o.row).collect();
+        let kinds: Vec<&str> = outcomes.iter().map(|o| o.outcome.as_str()).collect();
+        let ids: Vec<Option<&str>> = outcomes.iter().map(|o| o.customer_id.as_deref()).collect();
+        let scheduled: Vec<bool> = outcomes.iter().map(|o| o.scheduled).collect();
+        let errors: Vec<Option<String>> = outcomes
+            .iter()
+            .map(|o| o.error.as_ref().map(Value::to_string))
+            .collect();
+        sqlx::query(
+            "INSERT INTO import_outcomes (job_id, row_no, outcome, customer_id, scheduled, error)
+             SELECT $1, o.row_no, o.outcome, o.customer_id, o.scheduled, o.error::jsonb
+             FROM unnest($2::int[], $3::text[], $4::text[], $5::bool[], $6::text[])
+                 AS o(row_no, outcome, customer_id, scheduled, error)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(self.job)
+        .bind(&rows)
+        .bind(&kinds)
+        .bind(&ids)
+        .bind(&scheduled)
+        .bind(&errors)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
     /// Records row `row`'s outcome (a row that already has one keeps it).
@@ -353,16 +410,22 @@ impl Store {
         row.map(ImportJob::try_from).transpose()
     }
 
-    /// Up to `limit` of `job`'s rows that have no outcome yet, in order.
-    pub async fn import_rows_left(&self, job: Uuid, limit: i64) -> Result<Vec<(i32, Value)>> {
+    /// Up to `limit` of `job`'s rows after row `after` that have no outcome yet, in order.
+    pub async fn import_rows_left(
+        &self,
+        job: Uuid,
+        after: Option<i32>,
+        limit: i64,
+    ) -> Result<Vec<(i32, Value)>> {
         let rows: Vec<(i32, sqlx::types::Json<Value>)> = sqlx::query_as(
             "SELECT r.row_no, r.body FROM import_rows r
-             WHERE r.job_id = $1 AND NOT EXISTS (
+             WHERE r.job_id = $1 AND r.row_no > $3 AND NOT EXISTS (
                  SELECT 1 FROM import_outcomes o WHERE o.job_id = r.job_id AND o.row_no = r.row_no)
              ORDER BY r.row_no LIMIT $2",
         )
         .bind(job)
         .bind(limit)
+        .bind(after.unwrap_or(-1))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|(n, b)| (n, b.0)).collect())

@@ -44,8 +44,8 @@ pub use dispatch::{Applied, CallResult, DialIntent, LeaseToken};
 pub use error::{Error, Result};
 pub use idempotency::{Idempotent, KEY_RETENTION_HOURS};
 pub use import::{
-    ImportChunk, ImportCounts, ImportJob, ImportStatus, MAX_ERROR_PAGE, MAX_IMPORT_ROWS, RowError,
-    RowOutcome, Stored,
+    ImportChunk, ImportCounts, ImportJob, ImportStatus, MAX_ERROR_PAGE, MAX_IMPORT_ROWS, Outcome,
+    RowError, RowOutcome, Stored,
 };
 pub use lms::{LmsSettings, LoanRecord, NewLoan, SyncNote};
 pub use outbox::{Delivery, DeliveryState};

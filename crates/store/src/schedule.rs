@@ -210,3 +210,108 @@ pub(crate) async fn create_schedule(
         in_flight,
     })
 }
+
+/// Stores the first schedule of each of `news`' customers, all created in the caller's
+/// transaction (so none is do-not-call, has pending calls or a schedule to end), in three
+/// statements; returns each schedule's calls (id, due time), in `news` order.
+pub(crate) async fn create_first_schedules(
+    tx: &mut sqlx::PgConnection,
+    company: CompanyId,
+    news: &[NewSchedule<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<Vec<(CallId, DateTime<Utc>)>>> {
+    if news.is_empty() {
+        return Ok(Vec::new());
+    }
+    let corrupt = |column| Error::Corrupt {
+        what: "schedule",
+        column,
+    };
+    let mut sched_ids = Vec::with_capacity(news.len());
+    let mut customers = Vec::with_capacity(news.len());
+    let mut kinds = Vec::with_capacity(news.len());
+    let mut task_types = Vec::with_capacity(news.len());
+    let mut loans = Vec::with_capacity(news.len());
+    let mut cadences = Vec::with_capacity(news.len());
+    let mut rulesets = Vec::with_capacity(news.len());
+    let mut dropped = Vec::with_capacity(news.len());
+    let (mut call_ids, mut call_customers, mut call_schedules) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let (mut due, mut slots, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
+    let mut out = Vec::with_capacity(news.len());
+    for new in news {
+        let schedule = Uuid::new_v4();
+        sched_ids.push(schedule);
+        customers.push(new.customer_id.as_str());
+        kinds.push(new.schedule_type.as_str());
+        task_types.push(new.task_type);
+        loans.push(new.loan_id);
+        cadences.push(serde_json::to_string(new.cadence).map_err(|_| corrupt("cadence"))?);
+        rulesets.push(new.ruleset);
+        dropped.push(serde_json::to_string(&new.plan.dropped).map_err(|_| corrupt("dropped"))?);
+        let mut calls = Vec::with_capacity(new.plan.calls.len());
+        for planned in &new.plan.calls {
+            let id = Uuid::new_v4();
+            call_ids.push(id);
+            call_customers.push(new.customer_id.as_str());
+            call_schedules.push(schedule);
+            due.push(planned.at);
+            slots.push(planned.slot);
+            reasons.push(
+                serde_json::to_string(&planned.moved_by).map_err(|_| Error::Corrupt {
+                    what: "scheduled call",
+                    column: "reasons",
+                })?,
+            );
+            calls.push((CallId::from_uuid(id), planned.at));
+        }
+        out.push(calls);
+    }
+    sqlx::query(
+        "WITH gate AS (SELECT pg_advisory_xact_lock_shared($3, hashtext($1::text)))
+         INSERT INTO schedules (id, company_id, customer_id, schedule_type, task_type,
+             loan_id, cadence, ruleset, dropped, active, created_at)
+         SELECT s.id, $1, s.customer, s.kind, s.task_type, s.loan, s.cadence::jsonb,
+             s.ruleset, s.dropped::jsonb, true, $2
+         FROM gate, unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
+             $9::text[], $10::text[], $11::text[])
+             AS s(id, customer, kind, task_type, loan, cadence, ruleset, dropped)",
+    )
+    .bind(company.as_uuid())
+    .bind(now)
+    .bind(CALL_LIST_LOCK)
+    .bind(&sched_ids)
+    .bind(&customers)
+    .bind(&kinds)
+    .bind(&task_types)
+    .bind(&loans)
+    .bind(&cadences)
+    .bind(&rulesets)
+    .bind(&dropped)
+    .execute(&mut *tx)
+    .await?;
+    if !call_ids.is_empty() {
+        sqlx::query(
+            "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
+                 due_at, slot_at, reasons, created_at, updated_at, planned_due_at,
+                 planned_reasons)
+             SELECT c.id, $1, c.customer, c.schedule, 'scheduled', c.due_at, c.slot_at, r, $2,
+                 $2, c.due_at, r
+             FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::timestamptz[],
+                 $7::timestamptz[], $8::text[]) AS c(id, customer, schedule, due_at, slot_at,
+                 reasons),
+                 LATERAL (SELECT c.reasons::jsonb AS r) parsed",
+        )
+        .bind(company.as_uuid())
+        .bind(now)
+        .bind(&call_ids)
+        .bind(&call_customers)
+        .bind(&call_schedules)
+        .bind(&due)
+        .bind(&slots)
+        .bind(&reasons)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(out)
+}
