@@ -410,22 +410,36 @@ impl Store {
         row.map(ImportJob::try_from).transpose()
     }
 
-    /// Up to `limit` of `job`'s rows after row `after` that have no outcome yet, in order.
+    /// Up to `limit` of `job`'s rows after row `after` (`None`: after the last row with an
+    /// outcome), in order.
+    ///
+    /// Outcomes always cover a prefix of the rows: one holder at a time imports them in
+    /// order, each chunk committing its rows' outcomes together. So the rows left are those
+    /// after the last outcome, found through the primary keys without an anti-join.
     pub async fn import_rows_left(
         &self,
         job: Uuid,
         after: Option<i32>,
         limit: i64,
     ) -> Result<Vec<(i32, Value)>> {
+        let after = match after {
+            Some(n) => n,
+            None => {
+                let last: Option<i32> =
+                    sqlx::query_scalar("SELECT max(row_no) FROM import_outcomes WHERE job_id = $1")
+                        .bind(job)
+                        .fetch_one(&self.pool)
+                        .await?;
+                last.unwrap_or(-1)
+            }
+        };
         let rows: Vec<(i32, sqlx::types::Json<Value>)> = sqlx::query_as(
-            "SELECT r.row_no, r.body FROM import_rows r
-             WHERE r.job_id = $1 AND r.row_no > $3 AND NOT EXISTS (
-                 SELECT 1 FROM import_outcomes o WHERE o.job_id = r.job_id AND o.row_no = r.row_no)
-             ORDER BY r.row_no LIMIT $2",
+            "SELECT row_no, body FROM import_rows WHERE job_id = $1 AND row_no > $2
+             ORDER BY row_no LIMIT $3",
         )
         .bind(job)
+        .bind(after)
         .bind(limit)
-        .bind(after.unwrap_or(-1))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|(n, b)| (n, b.0)).collect())
