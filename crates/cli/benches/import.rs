@@ -111,6 +111,16 @@ async fn company(store: &Store, name: &str) -> CompanyId {
         .id
 }
 
+/// ANALYZE the scratch database: this machine's Postgres runs with autovacuum off, and
+/// without fresh statistics the reconciler's page query over a million new calls is planned
+/// as a walk of the table (seconds per page), which also holds a worker's SIGTERM up.
+async fn analyze(store: &Store) {
+    sqlx::query("ANALYZE")
+        .execute(store.pool())
+        .await
+        .expect("ANALYZE");
+}
+
 async fn calls_of(store: &Store, company: CompanyId) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM scheduled_calls WHERE company_id = $1")
         .bind(company.as_uuid())
@@ -239,8 +249,9 @@ async fn cli_import(
     let summary: Value = serde_json::from_str(&stdout).expect("a JSON summary");
     assert_eq!(summary["created"], rows, "{summary}");
     assert_eq!(summary["scheduled"], rows, "{summary}");
+    analyze(store).await;
     let calls = calls_of(store, company).await;
-    let queued = queue_depth(&ns, db);
+    let queued = queue_depth(&ns, db, company);
     delete_namespace(&ns);
     let _ = std::fs::remove_file(&file);
     Figure {
@@ -251,8 +262,9 @@ async fn cli_import(
     }
 }
 
-/// Jobs waiting in the namespace's queue (scheduled + due), by `outdial queue stats`.
-fn queue_depth(ns: &str, db: &str) -> i64 {
+/// `company`'s jobs waiting in the namespace's queue (scheduled + due), by `outdial queue
+/// stats` (the workers' reconciler also enqueues the other scenarios' calls there).
+fn queue_depth(ns: &str, db: &str, company: CompanyId) -> i64 {
     let out = Command::new(BIN)
         .args(["queue", "stats", "--json"])
         .env("OUTDIAL_DATABASE_URL", db)
@@ -262,11 +274,12 @@ fn queue_depth(ns: &str, db: &str) -> i64 {
         .output();
     let Ok(out) = out else { return -1 };
     let stats: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let total = &stats["total"];
-    match (total["scheduled"].as_i64(), total["due"].as_i64()) {
-        (Some(s), Some(d)) => s + d,
-        _ => -1,
-    }
+    let id = company.to_string();
+    stats["companies"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["companyId"] == id.as_str()))
+        .and_then(|c| Some(c["scheduled"].as_i64()? + c["due"].as_i64()?))
+        .unwrap_or(-1)
 }
 
 /// `POST path` with `body` over one HTTP/1.1 connection; the status and the body.
@@ -367,13 +380,24 @@ async fn batch_import(db: &str, store: &Store, rows: usize, workers: usize) -> F
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    analyze(store).await;
     let calls = calls_of(store, company).await;
-    let queued = queue_depth(&ns, db);
-    for mut w in fleet {
+    let queued = queue_depth(&ns, db, company);
+    for w in &fleet {
         let _ = Command::new("kill")
             .args(["-TERM", &w.id().to_string()])
             .status();
-        let _ = w.wait();
+    }
+    let stop_by = Instant::now() + Duration::from_secs(60);
+    for mut w in fleet {
+        while w.try_wait().ok().flatten().is_none() && Instant::now() < stop_by {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if w.try_wait().ok().flatten().is_none() {
+            eprintln!("an outdial work process ignored SIGTERM for 60 s; killing it");
+            let _ = w.kill();
+            let _ = w.wait();
+        }
     }
     drop(server);
     delete_namespace(&ns);
