@@ -435,19 +435,31 @@ async fn main() -> ExitCode {
     std::fs::create_dir_all(&dir).expect("dir");
 
     let mut figures = Vec::new();
+    // Each figure is printed as it comes (a long run stopped half-way keeps what it has).
+    let mut done = |f: Figure| {
+        eprintln!(
+            "done: {} {} customers in {:.1} s = {:.0}/s ({})",
+            f.scenario,
+            f.rows,
+            f.seconds,
+            f.rate(),
+            f.note
+        );
+        figures.push(f);
+    };
     if runs("insert") {
-        figures.push(insert_baseline(&store, insert_rows).await);
+        done(insert_baseline(&store, insert_rows).await);
     }
     if runs("cli") {
-        figures.push(cli_import(&db.url, &store, "cli", rows, 10_000, &dir).await);
+        done(cli_import(&db.url, &store, "cli", rows, 10_000, &dir).await);
     }
     if runs("batch") {
-        figures.push(batch_import(&db.url, &store, rows, workers).await);
+        done(batch_import(&db.url, &store, rows, workers).await);
     }
     if runs("scale") {
         for &b in &batches {
             let name = format!("scale{b}");
-            figures.push(cli_import(&db.url, &store, &name, scale_rows, b, &dir).await);
+            done(cli_import(&db.url, &store, &name, scale_rows, b, &dir).await);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

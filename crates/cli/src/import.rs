@@ -514,6 +514,7 @@ async fn import(
     let mut totals = Totals::default();
     let mut waiting: VecDeque<Pending> = VecDeque::new();
     let mut runners: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let mut unstarted: VecDeque<uuid::Uuid> = VecDeque::new();
     let mut done_rows = 0u64;
     let mut eof = false;
     while !eof || !waiting.is_empty() {
@@ -548,6 +549,13 @@ async fn import(
                 first_row,
                 lines,
             });
+            unstarted.push_back(id);
+        }
+        // At most `--jobs` imported here at once (the others wait for a runner, or are
+        // taken by a worker).
+        while runners.len() < args.jobs.max(1)
+            && let Some(id) = unstarted.pop_front()
+        {
             let (state, config, shutdown) = (state.clone(), config.clone(), shutdown.clone());
             let owner = company.id;
             runners.spawn(async move { work_job(&state, &config, &shutdown, owner, id).await });

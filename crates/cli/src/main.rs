@@ -7,6 +7,7 @@
 //! customer (a `{"error": …}` envelope on stdout) or bad command line.
 
 mod company;
+mod config;
 mod customer;
 mod decide;
 mod import;
@@ -28,7 +29,7 @@ use anyhow::Context;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use outdial_domain::{Clock, SystemClock};
 use serde_json::Value;
 
@@ -39,8 +40,19 @@ const EXIT_INVALID_CUSTOMER: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "outdial", version)]
 struct Cli {
+    /// The configuration file (outdial.toml); flags and the environment override it
+    #[arg(long, global = true, env = "OUTDIAL_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `outdial config …`.
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (flags aside): each setting's value, secrets
+    /// masked, and whether it came from the environment, the file or the default.
+    Check,
 }
 
 /// Arguments of `outdial run`.
@@ -79,6 +91,11 @@ enum Command {
     },
     /// Bulk-import customers from a CSV or NDJSON file (optionally with their schedules).
     Import(import::ImportArgs),
+    /// Check the configuration file and print the effective settings.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Inspect and repair the call queue (Redis and Postgres directly).
     Queue {
         #[command(subcommand)]
@@ -89,12 +106,13 @@ enum Command {
 /// Installs the log subscriber: stderr, filtered by `OUTDIAL_LOG` (an `EnvFilter`
 /// directive, default `info`), JSON lines when `OUTDIAL_LOG_FORMAT=json`.
 fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OUTDIAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = config::var("OUTDIAL_LOG")
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let json = std::env::var("OUTDIAL_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let json = config::var("OUTDIAL_LOG_FORMAT").is_some_and(|f| f == "json");
     // A subscriber may already be set (never in the binary); ignore that case.
     let _ = if json {
         builder.json().try_init()
@@ -104,7 +122,18 @@ fn init_logs() {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(path) = config::path_from(&args) {
+        match config::load(&path) {
+            Ok(loaded) => config::install(loaded),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let matches = config::with_file_defaults(Cli::command()).get_matches_from(args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logs();
     let now = SystemClock.now();
     let result = match &cli.command {
@@ -118,6 +147,9 @@ fn main() -> ExitCode {
         Command::Company { command } => company::run(command, now),
         Command::Queue { command } => queue::run(command),
         Command::Import(args) => import::run(args),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config::check(&Cli::command()),
     };
     match result {
         Ok(code) => code,
@@ -133,11 +165,11 @@ fn main() -> ExitCode {
 /// lawful calling hour; every process of one deployment must use the same shift, since
 /// leases, due times and rate limits compare instants across processes).
 fn service_clock() -> anyhow::Result<std::sync::Arc<dyn Clock>> {
-    let offset = match std::env::var("OUTDIAL_CLOCK_OFFSET_SECS") {
-        Ok(v) => v.trim().parse::<i64>().map_err(|_| {
+    let offset = match config::var("OUTDIAL_CLOCK_OFFSET_SECS") {
+        Some(v) => v.trim().parse::<i64>().map_err(|_| {
             anyhow::anyhow!("OUTDIAL_CLOCK_OFFSET_SECS must be a whole number of seconds")
         })?,
-        Err(_) => 0,
+        None => 0,
     };
     if offset == 0 {
         return Ok(std::sync::Arc::new(SystemClock));
