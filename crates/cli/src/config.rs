@@ -379,6 +379,12 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_in_ops_deploy_is_valid() {
+        let l = loaded(include_str!("../../../ops/deploy/outdial.example.toml")).expect("valid");
+        assert_eq!(l.values["OUTDIAL_REDIS_URL"], "redis://127.0.0.1:6379");
+    }
+
+    #[test]
     fn url_passwords_are_masked() {
         assert_eq!(
             mask_url("postgres://postgres:hunter2@127.0.0.1:5432/test"),
