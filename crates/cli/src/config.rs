@@ -259,7 +259,14 @@ fn apply(cmd: Command, loaded: &Loaded) -> Command {
         match env.and_then(|e| loaded.values.get(e.as_str())) {
             Some(value) => {
                 let value: &'static str = Box::leak(value.clone().into_boxed_str());
-                arg.default_value(value).required(false)
+                // `--help` shows defaults: never a secret's, nor a URL's (passwords).
+                let hide = SETTINGS.iter().any(|s| {
+                    Some(s.env) == arg.get_env().and_then(|e| e.to_str())
+                        && (s.secret || s.key.ends_with("url"))
+                });
+                arg.default_value(value)
+                    .required(false)
+                    .hide_default_value(hide)
             }
             None => arg,
         }

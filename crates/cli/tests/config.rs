@@ -86,6 +86,14 @@ fn config_check_shows_each_value_and_its_source_with_secrets_masked() {
     assert_eq!(get("worker.poll_ms")["value"], "1000");
     assert_eq!(get("worker.poll_ms")["source"], "default");
     assert_eq!(get("provider.url")["source"], "unset");
+
+    // The file's secrets and URLs are not shown as defaults by --help either.
+    let (_, help, _) = outdial(&["serve", "--help", "--config", path], &[]);
+    assert!(help.contains("--admin-token"), "{help}");
+    assert!(
+        !help.contains("a-very-secret") && !help.contains("hunter2"),
+        "{help}"
+    );
 }
 
 #[test]
