@@ -101,6 +101,21 @@ pub(crate) async fn create(
     if rows.is_empty() {
         return Err(query::bad("customers", "the batch has no customers"));
     }
+    // Postgres cannot store a NUL character in jsonb (nor in text): such a row is a
+    // rejected row, not a failed batch.
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            if has_nul(&row) {
+                serde_json::json!({ MALFORMED: format!(
+                    "row {i} contains a NUL character (\\u0000), which no field accepts"
+                )})
+            } else {
+                row
+            }
+        })
+        .collect();
     if rows.len() > MAX_IMPORT_ROWS {
         return Err(ApiError::field(FieldError::new(
             "customers",
@@ -134,6 +149,16 @@ pub(crate) async fn create(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+/// Whether a key or string anywhere in `value` holds a NUL character.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 fn schedule_type(field: &str, value: &Value) -> Result<ScheduleType, ApiError> {
@@ -878,6 +903,15 @@ mod tests {
         let message = rows[1][MALFORMED].as_str().unwrap();
         assert!(message.starts_with("row 1 is not valid JSON"), "{message}");
         assert!(!message.contains("oops"), "the line itself is not kept");
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_in_a_row_is_found() {
+        assert!(has_nul(&serde_json::json!({"a": {"b\0": 1}})));
+        assert!(has_nul(&serde_json::json!({"a": ["x", "y\0"]})));
+        assert!(!has_nul(
+            &serde_json::json!({"a": ["x", 1, null, {"b": true}]})
+        ));
     }
 
     #[test]

@@ -75,13 +75,14 @@ async fn good_rows_are_imported_and_scheduled_and_each_bad_row_is_named_with_its
         row("c2"),
         no_last_name,
         row("c3"),
-        "not an object"
+        "not an object",
+        {"id": "nul", "first\0Name": "x"}
     ]);
     let job = submit(&f, "/customers/batch?schedule=collections", &rows).await;
 
     let queued = status(&f, &f.key_a, &job).await;
     assert_eq!(queued["state"], "queued");
-    assert_eq!(queued["total"], 6);
+    assert_eq!(queued["total"], 7);
     assert_eq!(queued["counts"]["processed"], 0);
     let (status_code, _) = get(&f.app, &f.key_a, "/customers/c1").await;
     assert_eq!(
@@ -95,12 +96,17 @@ async fn good_rows_are_imported_and_scheduled_and_each_bad_row_is_named_with_its
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(
         done["counts"],
-        json!({"processed": 6, "created": 3, "updated": 0, "unchanged": 0, "rejected": 3,
+        json!({"processed": 7, "created": 3, "updated": 0, "unchanged": 0, "rejected": 4,
                "scheduled": 3}),
         "{done}"
     );
     let errors = done["errors"].as_array().expect("errors");
-    assert_eq!(errors.len(), 3);
+    assert_eq!(errors.len(), 4);
+    assert_eq!(errors[3]["row"], 6);
+    assert_eq!(
+        errors[3]["error"]["code"], "malformed_json",
+        "a NUL is a rejected row"
+    );
     assert_eq!(errors[0]["row"], 1);
     assert_eq!(errors[0]["customerId"], "c-bad-phone");
     assert_eq!(errors[0]["error"]["code"], "invalid_request");
@@ -144,6 +150,7 @@ async fn good_rows_are_imported_and_scheduled_and_each_bad_row_is_named_with_its
     )
     .await;
     assert_eq!(rest["data"][0]["row"], 5);
+    assert_eq!(rest["data"][1]["row"], 6);
     assert_eq!(rest["nextCursor"], Value::Null);
 }
 
