@@ -8,6 +8,7 @@
 //! the API does not know, is 400.
 
 use chrono::NaiveDate;
+use outdial_domain::customer::INPUT_FIELDS;
 use outdial_domain::task::TaskType;
 use outdial_domain::{Customer, CustomerInput, ErrorCode, FieldError, Violations};
 use outdial_store::CustomerPatch;
@@ -15,30 +16,6 @@ use serde_json::{Map, Value};
 
 use crate::ApiError;
 use crate::body::typed;
-
-/// The fields a patch may set, by their JSON names.
-const PATCHABLE: &[&str] = &[
-    "id",
-    "taskType",
-    "firstName",
-    "lastName",
-    "email",
-    "birthday",
-    "ssnLastFour",
-    "timezone",
-    "phoneNumber",
-    "streetAddress1",
-    "streetAddress2",
-    "city",
-    "state",
-    "zipCode",
-    "doNotCall",
-    "isTest",
-    "test",
-    "externalMetadata",
-    "loanId",
-    "loanIds",
-];
 
 /// Checks `body` against `stored` and returns the patch to store.
 pub(crate) fn merge(
@@ -49,7 +26,8 @@ pub(crate) fn merge(
 ) -> Result<CustomerPatch, ApiError> {
     let mut v = Violations::new();
     for key in body.keys() {
-        if !PATCHABLE.contains(&key.as_str()) {
+        // Every field of a create but `sync` (a patch is never read from the LMS).
+        if key == "sync" || !INPUT_FIELDS.contains(&key.as_str()) {
             v.push(FieldError::unknown_field(key.as_str()));
         }
     }

@@ -191,15 +191,9 @@ async fn the_seed_s_minimal_sync_request_creates_the_customer_its_loans_and_a_la
     assert_eq!(sync["existingTasksRemoved"], 0);
     let tasks = sync["tasksCreated"].as_u64().unwrap();
     assert!(tasks > 0, "{sync}");
-    let (_, calls) = get(
-        &f.app,
-        &f.key_a,
-        "/scheduled-calls?customerId=12345&limit=1000",
-    )
-    .await;
-    let calls = calls["data"].as_array().expect("calls");
+    let calls = scheduled_calls(&f.app, &f.key_a, "12345").await;
     assert_eq!(calls.len() as u64, tasks);
-    for call in calls {
+    for call in &calls {
         let local =
             chrono::DateTime::parse_from_rfc3339(call["localTime"].as_str().unwrap()).unwrap();
         let hour = chrono::Timelike::hour(&local);
@@ -454,10 +448,8 @@ async fn schedule_sync_rereads_the_lms_replaces_pending_calls_and_is_idempotent(
     let (_, shown) = get(&f.app, &f.key_a, "/customers/12345").await;
     assert_eq!(shown["phoneNumber"], "+14155550199");
 
-    let times = |calls: &Value| -> Vec<String> {
-        let mut t: Vec<String> = calls["data"]
-            .as_array()
-            .unwrap()
+    let times = |calls: Vec<Value>| -> Vec<String> {
+        let mut t: Vec<String> = calls
             .iter()
             .filter(|c| c["status"] == "scheduled")
             .map(|c| c["scheduledAt"].as_str().unwrap().to_owned())
@@ -465,15 +457,7 @@ async fn schedule_sync_rereads_the_lms_replaces_pending_calls_and_is_idempotent(
         t.sort();
         t
     };
-    let before = times(
-        &get(
-            &f.app,
-            &f.key_a,
-            "/scheduled-calls?customerId=12345&limit=1000",
-        )
-        .await
-        .1,
-    );
+    let before = times(scheduled_calls(&f.app, &f.key_a, "12345").await);
     let asked = lms.requests("12345");
     let (status, third) = post(
         &f.app,
@@ -489,15 +473,7 @@ async fn schedule_sync_rereads_the_lms_replaces_pending_calls_and_is_idempotent(
         asked,
         "sync=false does not ask the LMS"
     );
-    let after = times(
-        &get(
-            &f.app,
-            &f.key_a,
-            "/scheduled-calls?customerId=12345&limit=1000",
-        )
-        .await
-        .1,
-    );
+    let after = times(scheduled_calls(&f.app, &f.key_a, "12345").await);
     assert_eq!(before, after, "two syncs in a row leave the same plan");
 
     let (status, _) = post(

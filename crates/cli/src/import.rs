@@ -23,37 +23,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use outdial_api::AppState;
 use outdial_api::import::{RunnerConfig, check_row, run_job};
 use outdial_domain::Clock;
+use outdial_domain::customer::INPUT_FIELDS;
 use outdial_domain::policy::Ruleset;
 use outdial_domain::task::ScheduleType;
 use outdial_store::{Company, DEMO_COMPANY, ImportStatus, MAX_IMPORT_ROWS};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-/// The seed's customer fields: the CSV columns `outdial import` knows.
-const COLUMNS: &[&str] = &[
-    "id",
-    "taskType",
-    "firstName",
-    "lastName",
-    "email",
-    "birthday",
-    "ssnLastFour",
-    "timezone",
-    "phoneNumber",
-    "streetAddress1",
-    "streetAddress2",
-    "city",
-    "state",
-    "zipCode",
-    "doNotCall",
-    "isTest",
-    "test",
-    "externalMetadata",
-    "loanIds",
-    "sync",
-    "loanId",
-];
 
 /// Rejected rows printed on stderr (all of them go to `--errors-out`).
 const ERRORS_SHOWN: usize = 20;
@@ -169,11 +145,11 @@ impl Rows {
                     .iter()
                     .map(|h| h.trim().to_owned())
                     .collect();
-                if let Some(bad) = headers.iter().find(|h| !COLUMNS.contains(&h.as_str())) {
+                if let Some(bad) = headers.iter().find(|h| !INPUT_FIELDS.contains(&h.as_str())) {
                     anyhow::bail!(
                         "the CSV column {bad:?} is not a customer field; the columns are the \
                          seed's field names: {}",
-                        COLUMNS.join(", ")
+                        INPUT_FIELDS.join(", ")
                     );
                 }
                 if !headers.iter().any(|h| h == "id") {

@@ -30,23 +30,6 @@ pub const LMS_FIELDS: [&str; 13] = [
     "externalMetadata",
 ];
 
-/// Fields whose value is text: an LMS that sends a number there (`"zipCode": 94102`) means
-/// its decimal digits.
-const TEXT_FIELDS: [&str; 12] = [
-    "firstName",
-    "lastName",
-    "email",
-    "birthday",
-    "ssnLastFour",
-    "phoneNumber",
-    "timezone",
-    "streetAddress1",
-    "streetAddress2",
-    "city",
-    "state",
-    "zipCode",
-];
-
 /// A request with the LMS's values filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Merged {
@@ -69,7 +52,9 @@ pub fn merge(request: &Map<String, Value>, lms: &Map<String, Value>) -> Merged {
             continue;
         }
         let value = match value {
-            Value::Number(n) if TEXT_FIELDS.contains(&field) && n.is_u64() => {
+            // Every LMS field but externalMetadata is text: an LMS that sends a number there
+            // (`"zipCode": 94102`) means its decimal digits.
+            Value::Number(n) if field != "externalMetadata" && n.is_u64() => {
                 Value::String(n.to_string())
             }
             other => other.clone(),

@@ -9,9 +9,9 @@
 
 use chrono::{DateTime, Utc};
 use outdial_domain::schedule::{CadenceDef, Plan};
-use outdial_domain::scheduled_call::{CancelReason, ScheduledCall};
+use outdial_domain::scheduled_call::CancelReason;
 use outdial_domain::task::ScheduleType;
-use outdial_domain::{CallId, CustomerRef, ScheduleId};
+use outdial_domain::{CallId, CallStatus, CustomerRef, ScheduleId};
 use uuid::Uuid;
 
 use crate::company::CompanyId;
@@ -76,15 +76,6 @@ pub(crate) async fn create_schedule(
     now: DateTime<Utc>,
 ) -> Result<CreatedSchedule> {
     let customer = new.customer_id.as_str();
-    let cadence = serde_json::to_value(new.cadence).map_err(|_| Error::Corrupt {
-        what: "schedule",
-        column: "cadence",
-    })?;
-    let dropped = serde_json::to_value(&new.plan.dropped).map_err(|_| Error::Corrupt {
-        what: "schedule",
-        column: "dropped",
-    })?;
-
     // The list-ordering lock (shared) and the customer's row lock in one round trip.
     let found: Option<(bool,)> = sqlx::query_as(
         "SELECT c.do_not_call FROM customers c,
@@ -112,86 +103,24 @@ pub(crate) async fn create_schedule(
     let replaced = end_active_schedule(&mut *tx, company, customer, now).await?;
     let in_flight = crate::scheduled_call::in_flight(&mut *tx, company, customer).await?;
 
-    let schedule_id = ScheduleId::from_uuid(Uuid::new_v4());
-    sqlx::query(
-        "INSERT INTO schedules (id, company_id, customer_id, schedule_type, task_type,
-                 loan_id, cadence, ruleset, dropped, active, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, $10)",
-    )
-    .bind(*schedule_id.as_uuid())
-    .bind(company.as_uuid())
-    .bind(customer)
-    .bind(new.schedule_type.as_str())
-    .bind(new.task_type)
-    .bind(new.loan_id)
-    .bind(&cadence)
-    .bind(new.ruleset)
-    .bind(&dropped)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-
-    let calls: Vec<ScheduledCall> = new
-        .plan
-        .calls
-        .iter()
-        .map(|planned| {
-            ScheduledCall::planned(
-                CallId::from_uuid(Uuid::new_v4()),
-                schedule_id,
-                new.customer_id.clone(),
-                planned,
-                now,
-            )
-        })
-        .collect();
-    let mut ids = Vec::with_capacity(calls.len());
-    let mut due = Vec::with_capacity(calls.len());
-    let mut slots = Vec::with_capacity(calls.len());
-    let mut reasons = Vec::with_capacity(calls.len());
-    for (call, planned) in calls.iter().zip(&new.plan.calls) {
-        ids.push(*call.id.as_uuid());
-        due.push(call.due_at);
-        slots.push(planned.slot);
-        reasons.push(
-            serde_json::to_string(&planned.moved_by).map_err(|_| Error::Corrupt {
-                what: "scheduled call",
-                column: "reasons",
-            })?,
-        );
-    }
-    sqlx::query(
-        "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
-                 due_at, slot_at, reasons, created_at, updated_at, planned_due_at, planned_reasons)
-             SELECT id, $1, $2, $3, 'scheduled', due_at, slot_at, r, $4, $4, due_at, r
-             FROM unnest($5::uuid[], $6::timestamptz[], $7::timestamptz[], $8::text[])
-                 AS c(id, due_at, slot_at, reasons),
-                 LATERAL (SELECT reasons::jsonb AS r) parsed",
-    )
-    .bind(company.as_uuid())
-    .bind(customer)
-    .bind(*schedule_id.as_uuid())
-    .bind(now)
-    .bind(&ids)
-    .bind(&due)
-    .bind(&slots)
-    .bind(&reasons)
-    .execute(&mut *tx)
-    .await?;
-    // Each call's first trail entry ("planned") is the row's `planned_due_at`,
-    // `planned_reasons` and `created_at` (migration 0009), not a `call_events` row.
-
+    let (schedule_id, calls) = insert_schedules(&mut *tx, company, std::slice::from_ref(new), now)
+        .await?
+        .pop()
+        .ok_or(Error::Corrupt {
+            what: "schedule",
+            column: "id",
+        })?;
     let records = calls
         .iter()
         .zip(&new.plan.calls)
-        .map(|(call, planned)| ScheduledCallRecord {
-            id: call.id,
+        .map(|((id, _), planned)| ScheduledCallRecord {
+            id: *id,
             schedule_id,
             customer_id: customer.to_owned(),
             schedule_type: new.schedule_type,
-            status: call.status,
-            scheduled_at: call.due_at,
-            local_time: local_time(call.due_at, new.zone),
+            status: CallStatus::Scheduled,
+            scheduled_at: planned.at,
+            local_time: local_time(planned.at, new.zone),
             timezone: new.zone.name().to_owned(),
             slot_at: planned.slot,
             attempts: 0,
@@ -212,14 +141,32 @@ pub(crate) async fn create_schedule(
 }
 
 /// Stores the first schedule of each of `news`' customers, all created in the caller's
-/// transaction (so none is do-not-call, has pending calls or a schedule to end), in three
-/// statements; returns each schedule's calls (id, due time), in `news` order.
+/// transaction (so none is do-not-call, has pending calls or a schedule to end); returns each
+/// schedule's calls (id, due time), in `news` order.
 pub(crate) async fn create_first_schedules(
     tx: &mut sqlx::PgConnection,
     company: CompanyId,
     news: &[NewSchedule<'_>],
     now: DateTime<Utc>,
 ) -> Result<Vec<Vec<(CallId, DateTime<Utc>)>>> {
+    Ok(insert_schedules(tx, company, news, now)
+        .await?
+        .into_iter()
+        .map(|(_, calls)| calls)
+        .collect())
+}
+
+/// Writes the `schedules` row and the `scheduled_calls` rows of each of `news` (two
+/// statements for all of them, under the list-ordering lock); returns each schedule's id and
+/// calls (id, due time), in `news` order. Each call's first trail entry ("planned") is the
+/// row's `planned_due_at`, `planned_reasons` and `created_at` (migration 0009), not a
+/// `call_events` row.
+async fn insert_schedules(
+    tx: &mut sqlx::PgConnection,
+    company: CompanyId,
+    news: &[NewSchedule<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<(ScheduleId, Vec<(CallId, DateTime<Utc>)>)>> {
     if news.is_empty() {
         return Ok(Vec::new());
     }
@@ -265,7 +212,7 @@ pub(crate) async fn create_first_schedules(
             );
             calls.push((CallId::from_uuid(id), planned.at));
         }
-        out.push(calls);
+        out.push((ScheduleId::from_uuid(schedule), calls));
     }
     sqlx::query(
         "WITH gate AS (SELECT pg_advisory_xact_lock_shared($3, hashtext($1::text)))

@@ -116,6 +116,18 @@ pub async fn get(app: &Router, key: &str, uri: &str) -> (StatusCode, Value) {
     send(app, "GET", uri, Some(key), None).await
 }
 
+/// Every scheduled call of `customer` (one page of up to 1,000), asserting a 200.
+pub async fn scheduled_calls(app: &Router, key: &str, customer: &str) -> Vec<Value> {
+    let (status, page) = get(
+        app,
+        key,
+        &format!("/scheduled-calls?customerId={customer}&limit=1000"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["data"].as_array().expect("data").clone()
+}
+
 /// The seed's example request with real values in place of `<string>`.
 pub fn seed_body() -> Value {
     serde_json::from_str(include_str!(

@@ -17,6 +17,31 @@ use crate::phone::{Birthday, Email, PersonName, PhoneNumber, SsnLastFour};
 use crate::task::TaskType;
 use crate::validation::{ErrorCode, FieldError, Invalid, MAX_TEXT_CHARS, Violations, check_text};
 
+/// The JSON names of every [`CustomerInput`] field: the keys `POST /customers` accepts.
+pub const INPUT_FIELDS: &[&str] = &[
+    "id",
+    "taskType",
+    "firstName",
+    "lastName",
+    "email",
+    "birthday",
+    "ssnLastFour",
+    "timezone",
+    "phoneNumber",
+    "streetAddress1",
+    "streetAddress2",
+    "city",
+    "state",
+    "zipCode",
+    "doNotCall",
+    "isTest",
+    "test",
+    "externalMetadata",
+    "loanIds",
+    "sync",
+    "loanId",
+];
+
 /// The `POST /customers` request body, exactly as received (camelCase JSON).
 ///
 /// Every field is optional here so that [`CustomerInput::validate`] can report every

@@ -24,7 +24,7 @@ use crate::policy::{Candidates, LocationFacts, Subject};
 use crate::task::TaskType;
 use crate::validation::{Invalid, check_text, string_newtype};
 
-pub use input::CustomerInput;
+pub use input::{CustomerInput, INPUT_FIELDS};
 pub use zip_code::ZipCode;
 
 /// The longest customer reference or loan reference, in characters.

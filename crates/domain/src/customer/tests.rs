@@ -360,3 +360,27 @@ fn debug_of_the_raw_input_hides_every_personal_field() {
         assert!(!debug.contains(secret), "{secret} leaked in {debug}");
     }
 }
+
+#[test]
+fn input_fields_names_exactly_the_keys_customer_input_reads() {
+    for field in INPUT_FIELDS {
+        let input: CustomerInput =
+            serde_json::from_value(json!({ *field: null })).expect("null fits every field");
+        assert!(
+            input.unknown.is_empty(),
+            "{field} is not a CustomerInput field"
+        );
+    }
+    let all = serde_json::to_value(CustomerInput {
+        id: Some("x".into()),
+        ..CustomerInput::default()
+    })
+    .expect("serializes");
+    // Every serialized key (the struct's own fields) is in the list.
+    for key in all.as_object().expect("object").keys() {
+        assert!(
+            INPUT_FIELDS.contains(&key.as_str()),
+            "{key} missing from INPUT_FIELDS"
+        );
+    }
+}
