@@ -536,25 +536,23 @@ async fn import(
             let owner = company.id;
             runners.spawn(async move { work_job(&state, &config, &shutdown, owner, id).await });
         }
-        // Report the oldest job once it is done; show progress meanwhile.
-        let Some(oldest) = waiting.front() else {
-            continue;
-        };
-        let status = state.store.import_status(company.id, oldest.id).await?;
-        if status.state == "done" {
-            let oldest = waiting.pop_front().expect("the front job");
-            finish(state, company, &oldest, &status, &mut totals, report).await?;
-            done_rows += status.total as u64;
-        } else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mut in_progress = 0;
+        // Report the oldest job once it is done; show progress meanwhile (one status read
+        // per waiting job and turn).
+        let mut statuses = Vec::with_capacity(waiting.len());
         for p in &waiting {
-            if let Ok(s) = state.store.import_status(company.id, p.id).await {
-                in_progress += s.counts.processed as u64;
-            }
+            statuses.push(state.store.import_status(company.id, p.id).await?);
         }
+        let in_progress: u64 = statuses.iter().map(|s| s.counts.processed as u64).sum();
         bar.set_position(done_rows + in_progress);
+        match statuses.first() {
+            Some(status) if status.state == "done" => {
+                let oldest = waiting.pop_front().expect("the front job");
+                finish(state, company, &oldest, status, &mut totals, report).await?;
+                done_rows += status.total as u64;
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => {}
+        }
         while let Some(result) = runners.try_join_next() {
             result.context("an import task panicked")??;
         }

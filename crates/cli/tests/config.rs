@@ -150,5 +150,6 @@ fn the_file_s_database_url_is_the_one_a_command_uses() {
         ],
         &[],
     );
-    assert_ne!(code, 0, "the flag's unreachable database was used: {err}");
+    assert_ne!(code, 0, "the flag's missing database was used: {err}");
+    assert!(err.contains("outdial_no_such_database"), "{err}");
 }
