@@ -291,14 +291,22 @@ fn builtin_default(cmd: &Command, env: &str) -> Option<String> {
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 fn mask_url(value: &str) -> String {
+    // A node list (`redis://…,redis://…`) masks each element.
+    if value.contains(',') && value.matches("://").count() > 1 {
+        return value.split(',').map(mask_url).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = value.split_once("://") else {
         return value.to_owned();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
     };
     let (authority, tail) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or("");
             let masked = if userinfo.contains(':') {
@@ -306,9 +314,23 @@ fn mask_url(value: &str) -> String {
             } else {
                 user.to_owned()
             };
-            format!("{scheme}://{masked}@{host}{tail}")
+            format!("{masked}@{host}")
         }
-        None => value.to_owned(),
+        None => authority.to_owned(),
+    };
+    // Query parameters that carry a password (`sentinel_password=`, `password=`).
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.contains("password") => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(q) => format!("{scheme}://{authority}{tail}?{q}"),
+        None => format!("{scheme}://{authority}{tail}"),
     }
 }
 
@@ -399,6 +421,18 @@ mod tests {
         );
         assert_eq!(mask_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(mask_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(
+            mask_url("redis://:pw@a:1,redis://:pw@b:2"),
+            "redis://:***@a:1,redis://:***@b:2"
+        );
+        assert_eq!(
+            mask_url("redis+cluster://u:pw@a:1,b:2"),
+            "redis+cluster://u:***@a:1,b:2"
+        );
+        assert_eq!(
+            mask_url("redis+sentinel://:pw@s:26379/m?sentinel_password=sp&sentinel_username=u"),
+            "redis+sentinel://:***@s:26379/m?sentinel_password=***&sentinel_username=u"
+        );
     }
 
     #[test]

@@ -145,8 +145,7 @@ pub async fn ops(db: &DbArgs, redis: &RedisArgs) -> anyhow::Result<Ops> {
     let store = crate::company::store(db).await?;
     let queue = Queue::open(&redis.redis_url, &redis.namespace, QueueConfig::default())
         .context("cannot open the Redis queue")?;
-    let client = redis::Client::open(redis.redis_url.as_str()).context("bad Redis URL")?;
-    let conn = redis::aio::ConnectionManager::new(client)
+    let conn = outdial_redis::Redis::open(&redis.redis_url, &outdial_redis::Options::default())
         .await
         .context("cannot connect to Redis")?;
     let clock = crate::service_clock()?;

@@ -127,8 +127,7 @@ async fn serve_redis(
     };
     let queue = Queue::open(url, &redis.namespace, QueueConfig::default())
         .context("cannot open the Redis queue")?;
-    let client = redis::Client::open(url).context("bad Redis URL")?;
-    let conn = redis::aio::ConnectionManager::new(client)
+    let conn = outdial_redis::Redis::open(url, &outdial_redis::Options::default())
         .await
         .context("cannot connect to Redis")?;
     let limits = Limits::new(

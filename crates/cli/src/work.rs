@@ -128,12 +128,13 @@ pub async fn start(
     let queue_config = QueueConfig::default();
     // The limits wait for Redis as long as the queue does (the redis crate's default is
     // 500 ms, which a busy Redis exceeds: every call that asked then failed).
-    let redis_config = redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(queue_config.response_timeout));
+    let redis_options = outdial_redis::Options {
+        response_timeout: queue_config.response_timeout,
+        ..outdial_redis::Options::default()
+    };
     let queue = Queue::open(&args.redis_url, &args.namespace, queue_config)
         .context("cannot open the Redis queue")?;
-    let client = redis::Client::open(args.redis_url.as_str()).context("bad Redis URL")?;
-    let conn = redis::aio::ConnectionManager::new_with_config(client, redis_config)
+    let conn = outdial_redis::Redis::open(&args.redis_url, &redis_options)
         .await
         .context("cannot connect to Redis")?;
     let limits = Limits::new(

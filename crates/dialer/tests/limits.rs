@@ -12,19 +12,21 @@ use outdial_dialer::limits::{
 };
 use outdial_dialer::{CompanyRef, IdempotencyKey};
 use outdial_domain::{Clock, ManualClock, PhoneNumber, SystemClock};
-use redis::aio::ConnectionManager;
+use outdial_redis::{Options, Redis};
 
-async fn redis() -> ConnectionManager {
+async fn redis() -> Redis {
     let url =
         std::env::var("OUTDIAL_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let hint = format!(
         "Redis must answer at {url} (set OUTDIAL_REDIS_URL, or start one with ops/stack.sh)"
     );
-    let client = redis::Client::open(url.as_str()).expect(&hint);
-    tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
-        .await
-        .expect(&hint)
-        .expect(&hint)
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        Redis::open(&url, &Options::default()),
+    )
+    .await
+    .expect(&hint)
+    .expect(&hint)
 }
 
 fn namespace() -> String {

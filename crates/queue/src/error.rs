@@ -6,6 +6,9 @@ pub enum Error {
     /// Redis could not be reached or answered with an error, after the configured retries.
     #[error("redis error")]
     Redis(#[source] redis::RedisError),
+    /// The Redis URL is not one of the accepted forms.
+    #[error(transparent)]
+    Url(#[from] outdial_redis::Error),
     /// A script answered with a shape this crate does not expect (a bug or a foreign key).
     #[error("unexpected reply from {script}: {what}")]
     Reply {

@@ -388,48 +388,30 @@ impl Queue {
         Ok(v.first().map(|(_, s)| at(*s as i64)))
     }
 
-    /// Deletes every key of this namespace (`SCAN MATCH <ns>:*` + `UNLINK`, incremental).
-    /// For tests and benchmarks; never part of a worker or admin path.
+    /// Deletes every key of this namespace (`SCAN MATCH <ns>:*` on every primary, then
+    /// `UNLINK` a key per command in pipelines, which a cluster routes by slot). For tests and
+    /// benchmarks; never part of a worker or admin path.
     pub async fn delete_namespace(&self) -> Result<u64> {
         let pattern = self.keys.pattern();
-        let mut cursor: u64 = 0;
-        let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self
-                .conn
-                .run("delete_namespace", |mut c| {
-                    let pattern = pattern.clone();
-                    async move {
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async(&mut c)
-                            .await
+        let keys = self
+            .conn
+            .run("delete_namespace", |c| {
+                let pattern = pattern.clone();
+                async move { c.scan_match(&pattern).await }
+            })
+            .await?;
+        for chunk in keys.chunks(1000) {
+            self.conn
+                .run("delete_namespace", |mut c| async move {
+                    let mut pipe = redis::pipe();
+                    for key in chunk {
+                        pipe.cmd("UNLINK").arg(key).ignore();
                     }
+                    pipe.query_async::<()>(&mut c).await
                 })
                 .await?;
-            if !keys.is_empty() {
-                deleted += keys.len() as u64;
-                self.conn
-                    .run("delete_namespace", |mut c| {
-                        let keys = keys.clone();
-                        async move {
-                            redis::cmd("UNLINK")
-                                .arg(keys)
-                                .query_async::<()>(&mut c)
-                                .await
-                        }
-                    })
-                    .await?;
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
         }
+        let deleted = keys.len() as u64;
         self.registered_clear();
         Ok(deleted)
     }

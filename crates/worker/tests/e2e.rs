@@ -27,6 +27,8 @@ use outdial_domain::{
     AttemptNo, CallStatus, Clock, CustomerInput, CustomerRef, ManualClock, PhoneNumber,
 };
 use outdial_queue::{Queue, QueueConfig};
+use outdial_redis::testing::{OwnCluster, OwnSentinel};
+use outdial_redis::{Options, Redis};
 use outdial_store::{CompanyId, CreatedSchedule, NewSchedule, Store};
 use outdial_worker::webhooks::WebhookConfig;
 use outdial_worker::{Dispatcher, WorkerConfig, reconciler, webhooks};
@@ -44,13 +46,11 @@ fn redis_url() -> String {
     std::env::var("OUTDIAL_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-async fn redis() -> redis::aio::ConnectionManager {
-    let url = redis_url();
+async fn redis(url: &str) -> Redis {
     let hint = format!("Redis must answer at {url} (start one with ops/stack.sh)");
-    let client = redis::Client::open(url.as_str()).expect(&hint);
     tokio::time::timeout(
         Duration::from_secs(5),
-        redis::aio::ConnectionManager::new(client),
+        Redis::open(url, &Options::default()),
     )
     .await
     .expect(&hint)
@@ -148,6 +148,7 @@ async fn calls_at(store: &Store, company: CompanyId, ats: &[DateTime<Utc>]) -> C
 /// A dispatcher on its own queue namespace, dialing through `dialer`, polling live calls
 /// every 50 ms.
 async fn dispatcher(
+    redis_url: &str,
     store: &Store,
     clock: &Arc<dyn Clock>,
     dialer: Arc<dyn Dialer>,
@@ -156,9 +157,9 @@ async fn dispatcher(
     let test = uuid::Uuid::new_v4();
     // The queue adds its own hash tag per partition; the limits take a tagged namespace.
     let queue =
-        Queue::open(&redis_url(), &format!("t:{test}"), QueueConfig::default()).expect("queue");
+        Queue::open(redis_url, &format!("t:{test}"), QueueConfig::default()).expect("queue");
     let limits = Limits::new(
-        redis().await,
+        redis(redis_url).await,
         &format!("t:{{{test}}}:limits"),
         Arc::clone(clock),
     )
@@ -195,6 +196,25 @@ async fn dispatcher(
 async fn a_scheduled_call_is_dialed_once_its_dnc_applied_and_a_signed_webhook_delivered(
     pool: PgPool,
 ) {
+    dialed_once_with_dnc_and_a_signed_webhook(pool, &redis_url()).await;
+}
+
+/// The same dispatch, end to end, on a Redis Cluster of three primaries of the test's own:
+/// the queue's partition scripts and the limits' scripts each stay on one slot.
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn the_dispatch_runs_end_to_end_on_a_redis_cluster(pool: PgPool) {
+    let cluster = OwnCluster::start();
+    dialed_once_with_dnc_and_a_signed_webhook(pool, &cluster.url()).await;
+}
+
+/// And through Sentinel, to the monitored primary.
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn the_dispatch_runs_end_to_end_through_redis_sentinel(pool: PgPool) {
+    let own = OwnSentinel::start();
+    dialed_once_with_dnc_and_a_signed_webhook(pool, &own.url()).await;
+}
+
+async fn dialed_once_with_dnc_and_a_signed_webhook(pool: PgPool, redis_url: &str) {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
     let store = Store::new(pool);
     let (company, _) = store.create_company("acme", now()).await.expect("company");
@@ -216,7 +236,14 @@ async fn a_scheduled_call_is_dialed_once_its_dnc_applied_and_a_signed_webhook_de
     let simulator = Simulator::new(SimConfig::new(7).instant(), Arc::clone(&clock));
     let phone = PhoneNumber::parse("+12125550123").expect("phone");
     simulator.script(&phone, Scenario::DoNotCall);
-    let dispatcher = dispatcher(&store, &clock, Arc::new(simulator.clone()), false).await;
+    let dispatcher = dispatcher(
+        redis_url,
+        &store,
+        &clock,
+        Arc::new(simulator.clone()),
+        false,
+    )
+    .await;
     let queue = dispatcher.queue.clone();
 
     // Postgres → Redis: the reconciler enqueues every pending row.
@@ -398,7 +425,7 @@ async fn a_live_call_finishes_from_the_providers_signed_callback(pool: PgPool) {
         &PhoneNumber::parse("+12125550123").expect("phone"),
         Scenario::VoicemailMessageLeft,
     );
-    let dispatcher = dispatcher(&store, &clock, provider.clone(), true).await;
+    let dispatcher = dispatcher(&redis_url(), &store, &clock, provider.clone(), true).await;
     reconciler::pass(&dispatcher).await.expect("reconcile");
     let (stop, shutdown) = watch::channel(false);
     let worker = tokio::spawn(Arc::clone(&dispatcher).run(shutdown));
@@ -522,7 +549,14 @@ async fn a_call_held_by_a_pause_past_its_window_moves_to_the_next_lawful_instant
         .expect("the pause ended");
 
     let simulator = Simulator::new(SimConfig::new(7).instant(), Arc::clone(&clock));
-    let dispatcher = dispatcher(&store, &clock, Arc::new(simulator.clone()), false).await;
+    let dispatcher = dispatcher(
+        &redis_url(),
+        &store,
+        &clock,
+        Arc::new(simulator.clone()),
+        false,
+    )
+    .await;
     reconciler::pass(&dispatcher).await.expect("reconcile");
     let (stop, shutdown) = watch::channel(false);
     let worker = tokio::spawn(Arc::clone(&dispatcher).run(shutdown));

@@ -5,8 +5,8 @@ use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use outdial_domain::{Clock, PhoneNumber};
+use outdial_redis::Redis;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use super::{Admission, CallLimits, Keys, Reservation, Throttle};
 use crate::{CompanyRef, Error, Result};
@@ -21,7 +21,7 @@ static SLOW_DOWN: LazyLock<Script> =
 /// clone; every method is one round trip.
 #[derive(Clone)]
 pub struct Limits {
-    pub(super) conn: ConnectionManager,
+    pub(super) conn: Redis,
     pub(super) keys: Keys,
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -42,7 +42,7 @@ pub(super) fn instant(ms: i64) -> DateTime<Utc> {
 impl Limits {
     /// Limits on `conn` under `namespace` (which needs a hash tag, e.g. `outdial:{limits}`),
     /// reading `now` from `clock` — every process must use a synchronized clock (NTP).
-    pub fn new(conn: ConnectionManager, namespace: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+    pub fn new(conn: Redis, namespace: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         Ok(Self {
             conn,
             keys: Keys::new(namespace)?,
