@@ -1,5 +1,10 @@
 //! The Lua scripts, one per transition (`lua/*.lua`), each prefixed with `lua/lib.lua`.
 //!
+//! Each starts with the `#!lua` shebang (Redis 7.0 or later): with it, Redis refuses any key
+//! access outside the slot of the script's keys, on a cluster and also between slots of one
+//! node, so a script that strayed from its partition fails at once instead of working only
+//! while the slots happen to share a node.
+//!
 //! `redis::Script` sends `EVALSHA` and falls back to `SCRIPT LOAD` when the server does not
 //! know the script (after a restart or a failover).
 
@@ -9,8 +14,12 @@ use redis::Script;
 
 const LIB: &str = include_str!("../lua/lib.lua");
 
+/// Script flags line: none, so the defaults of a flagged script apply (single-slot key
+/// access, writes allowed, refused on a replica and under `maxmemory` OOM).
+pub(crate) const SHEBANG: &str = "#!lua\n";
+
 fn with_lib(body: &str) -> Script {
-    Script::new(&format!("{LIB}\n{body}"))
+    Script::new(&format!("{SHEBANG}{LIB}\n{body}"))
 }
 
 /// Every script, loaded once per process.

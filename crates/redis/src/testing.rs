@@ -61,14 +61,38 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Starts `redis-server args` under a shell that kills it when its stdin closes: on drop,
+/// and also when the test process ends without dropping (a `static`, a crash, SIGKILL).
 fn spawn(args: &[String], dir: &PathBuf) -> Child {
-    Command::new("redis-server")
+    assert!(
+        Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+        "redis-server not found: install it (ops/stack.sh does)"
+    );
+    Command::new("sh")
+        .args([
+            "-c",
+            "d=$PWD; redis-server \"$@\" & r=$!; read _ || true; kill $r; wait $r; \
+             rm -f \"$d\"/nodes-*.conf; rmdir \"$d\" 2>/dev/null; true",
+            "sh",
+        ])
         .args(args)
         .current_dir(dir)
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("redis-server not found: install it (ops/stack.sh does)")
+        .expect("sh")
+}
+
+fn stop(children: &mut Vec<Child>) {
+    for mut c in children.drain(..) {
+        drop(c.stdin.take());
+        let _ = c.wait();
+    }
 }
 
 fn base_args(port: u16, dir: &std::path::Path) -> Vec<String> {
@@ -174,12 +198,16 @@ impl OwnCluster {
 
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop(&mut self.children);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// One cluster for every test of a test binary that asks for it, started on first use and
+/// stopped when the process ends (its servers watch the process's pipe).
+pub fn shared_cluster() -> &'static OwnCluster {
+    static CLUSTER: std::sync::OnceLock<OwnCluster> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(OwnCluster::start)
 }
 
 /// A primary, one replica and one Sentinel (quorum 1) watching service `outdial`.
@@ -303,10 +331,7 @@ impl OwnSentinel {
 
 impl Drop for OwnSentinel {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop(&mut self.children);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -42,6 +42,22 @@ async fn a_cluster_url_spreads_keys_and_splits_pipelines_by_slot() {
         .unwrap();
     assert_eq!(v, "none");
 
+    // A `#!lua` script (as all of outdial's are) touching a key of another slot is refused,
+    // whether that slot is on the same node or not (without the shebang Redis 7.0 refuses only
+    // keys of other nodes): what makes the queue's cluster suite a proof of single-slot scripts.
+    let stray = redis::Script::new("#!lua\nreturn redis.call('SET', ARGV[1], 1)");
+    for i in 0..20 {
+        let r: redis::RedisResult<()> = stray
+            .key("t:{p0}:k")
+            .arg(format!("t:{{q{i}}}:k"))
+            .invoke_async(&mut redis)
+            .await;
+        assert!(
+            r.is_err(),
+            "a cross-slot write from a #!lua script was accepted"
+        );
+    }
+
     // SCAN covers every primary.
     let mut keys = redis.scan_match("t:*").await.unwrap();
     keys.sort();

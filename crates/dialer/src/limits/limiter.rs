@@ -11,11 +11,12 @@ use redis::Script;
 use super::{Admission, CallLimits, Keys, Reservation, Throttle};
 use crate::{CompanyRef, Error, Result};
 
-static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/admit.lua")));
+static ADMIT: LazyLock<Script> =
+    LazyLock::new(|| super::script(include_str!("../../lua/admit.lua")));
 static RESERVE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/reserve.lua")));
+    LazyLock::new(|| super::script(include_str!("../../lua/reserve.lua")));
 static SLOW_DOWN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/slow_down.lua")));
+    LazyLock::new(|| super::script(include_str!("../../lua/slow_down.lua")));
 
 /// The rate limits, slow-downs and live-call slots of every company, in Redis. Cheap to
 /// clone; every method is one round trip.

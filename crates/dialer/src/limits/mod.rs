@@ -59,3 +59,9 @@ pub use limiter::Limits;
 pub use pacer::Pacer;
 pub use rate::{Admission, CallLimits, Rate, Reservation, Throttle};
 pub use slots::SlotGrant;
+
+/// A limits script with the `#!lua` shebang (Redis 7.0 or later): Redis then refuses any key
+/// access outside the slot of its keys, so a cluster-illegal script fails on every setup.
+fn script(body: &str) -> redis::Script {
+    redis::Script::new(&format!("#!lua\n{body}"))
+}

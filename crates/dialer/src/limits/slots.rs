@@ -11,9 +11,9 @@ use super::limiter::instant;
 use crate::{CompanyRef, Error, IdempotencyKey, Result};
 
 static ACQUIRE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/slot_acquire.lua")));
+    LazyLock::new(|| super::script(include_str!("../../lua/slot_acquire.lua")));
 static RENEW: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/slot_renew.lua")));
+    LazyLock::new(|| super::script(include_str!("../../lua/slot_renew.lua")));
 
 /// The answer of [`Limits::acquire_slot`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
