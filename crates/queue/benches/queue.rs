@@ -11,6 +11,11 @@
 //! 5. lateness when 50,000 jobs fall due within 2 s;
 //! 6. Redis memory per scheduled job at 1,000,000 jobs, then stats and list latency there;
 //! 7. those 1,000,000 jobs made due (the claimers' clock shifted 8 days) and claimed+acked.
+//!
+//! `OUTDIAL_BENCH_ONLY=cluster` runs the cluster mode instead: sections 2 and 3 (batched
+//! enqueue of 200,000 jobs over 16 partitions, claim+ack of a 50,000 backlog) on the own
+//! single server and on an own Redis Cluster of three primaries (same machine), in
+//! interleaved rounds, reported as cluster / single ratios.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -302,6 +307,74 @@ async fn apalis(url: &str, n: usize) -> Res<f64> {
     Ok(n as f64 / secs)
 }
 
+/// Batched enqueue (200,000 jobs, 16 partitions, due over 7 days) and claim+ack of a 50,000
+/// backlog (8 partitions, 64 in flight) on `q`: (enqueue jobs/s, claim+ack jobs/s).
+async fn enqueue_and_drain(q: &Queue) -> Res<(f64, f64)> {
+    let base = now() + chrono::Duration::hours(1);
+    let batch = jobs(200_000, 16, |i| {
+        base + chrono::Duration::milliseconds((i as i64 * 3_019_943) % 604_800_000)
+    })?;
+    let t = Instant::now();
+    for chunk in batch.chunks(20_000) {
+        q.enqueue_many(chunk).await?;
+    }
+    let enqueue = 200_000.0 / t.elapsed().as_secs_f64();
+    q.delete_namespace().await?;
+    let past = now() - chrono::Duration::seconds(10);
+    q.enqueue_many(&jobs(50_000, 8, |i| {
+        past + chrono::Duration::milliseconds((i % 5000) as i64)
+    })?)
+    .await?;
+    let (claim, _) = drain(q, 50_000, LOOPS, 64 / LOOPS).await?;
+    q.delete_namespace().await?;
+    Ok((enqueue, claim))
+}
+
+/// The cluster mode (`OUTDIAL_BENCH_ONLY=cluster`): the single server against a cluster.
+async fn cluster_mode(single: &Queue) -> Res<()> {
+    let cluster = outdial_redis::testing::OwnCluster::start();
+    println!("own cluster: primaries on ports {:?}", cluster.ports);
+    let clustered = Queue::open(&cluster.url(), "bench", QueueConfig::default())?;
+    let (mut s, mut c) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        s.push(enqueue_and_drain(single).await?);
+        c.push(enqueue_and_drain(&clustered).await?);
+    }
+    // keys per primary with 16 partitions scheduled, to show the spread
+    let base = now() + chrono::Duration::hours(1);
+    clustered
+        .enqueue_many(&jobs(16_000, 16, |i| {
+            base + chrono::Duration::seconds(i as i64)
+        })?)
+        .await?;
+    let spread = cluster.key_counts();
+    clustered.delete_namespace().await?;
+    let best = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| v.iter().map(f).fold(0.0, f64::max);
+    let rounds = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+        v.iter()
+            .map(|x| format!("{:.0}", f(x)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (se, ce) = (best(&s, |x| x.0), best(&c, |x| x.0));
+    let (sc, cc) = (best(&s, |x| x.1), best(&c, |x| x.1));
+    println!("\n== outdial-queue benchmark, cluster mode ==");
+    println!(
+        "batched enqueue, 200,000 jobs / 16 partitions: single {se:.0} jobs/s (rounds: {}), cluster of 3 {ce:.0} jobs/s (rounds: {}); cluster/single = {:.2}x",
+        rounds(&s, |x| x.0),
+        rounds(&c, |x| x.0),
+        ce / se
+    );
+    println!(
+        "claim+ack, 64 in flight, 50,000 backlog / 8 partitions: single {sc:.0} jobs/s (rounds: {}), cluster of 3 {cc:.0} jobs/s (rounds: {}); cluster/single = {:.2}x",
+        rounds(&s, |x| x.1),
+        rounds(&c, |x| x.1),
+        cc / sc
+    );
+    println!("keys per primary with 16 partitions scheduled: {spread:?}");
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Res<()> {
     let server = Server::start()?;
@@ -314,6 +387,9 @@ async fn main() -> Res<()> {
     // OUTDIAL_BENCH_ONLY=enqueue|claim runs one round up to that section and prints
     // Redis' commandstats for it (to profile it)
     let only = std::env::var("OUTDIAL_BENCH_ONLY").unwrap_or_default();
+    if only == "cluster" {
+        return cluster_mode(&q).await;
+    }
     let rounds = match only.as_str() {
         "" => ROUNDS,
         "lateness" => 0,

@@ -105,14 +105,28 @@ impl Redis {
         Ok(Self { inner, kind })
     }
 
-    /// A connection that has answered a `PING` (on a cluster: every primary has).
+    /// A connection that has answered a `PING` (on a cluster: every primary has) and runs
+    /// `#!lua` scripts (Redis 7.0 or later).
     pub async fn open(url: &str, options: &Options) -> Result<Self> {
         let mut redis = Self::open_lazy(url, options)?;
         redis::cmd("PING")
             .query_async::<()>(&mut redis)
             .await
             .map_err(Error::Connect)?;
-        Ok(redis)
+        let flagged = redis::cmd("EVAL")
+            .arg("#!lua\nreturn 1")
+            .arg(0)
+            .query_async::<i64>(&mut redis)
+            .await;
+        match flagged {
+            Ok(_) => Ok(redis),
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+            {
+                Err(Error::Version)
+            }
+            Err(e) => Err(Error::Connect(e)),
+        }
     }
 
     /// `single`, `cluster` or `sentinel`.

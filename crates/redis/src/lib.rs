@@ -27,6 +27,11 @@ pub enum Error {
     /// The server (or cluster, or Sentinel) refused or did not answer.
     #[error("cannot connect to Redis")]
     Connect(#[source] redis::RedisError),
+    /// The server cannot run `#!lua` scripts: it is older than Redis 7.0.
+    #[error(
+        "outdial needs Redis 7.0 or later (its scripts use #!lua flags); this server refused one"
+    )]
+    Version,
 }
 
 /// This crate's result.
