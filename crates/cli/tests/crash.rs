@@ -59,6 +59,14 @@ fn killed_workers_never_dial_a_call_twice_and_lose_none() {
     fire_thousand_calls(Chaos::KillWorkers, &redis);
 }
 
+/// The same fleet and SIGKILLs on a Redis Cluster of three primaries of the test's own
+/// (`OUTDIAL_REDIS_URL=redis+cluster://…` for every worker).
+#[test]
+fn on_a_redis_cluster_killed_workers_never_dial_a_call_twice_and_lose_none() {
+    let cluster = outdial_redis::testing::OwnCluster::start();
+    fire_thousand_calls(Chaos::KillWorkers, &cluster.url());
+}
+
 #[test]
 fn a_redis_flush_mid_run_loses_no_call_and_dials_none_twice() {
     let server = OwnRedis::start();
