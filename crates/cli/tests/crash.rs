@@ -50,13 +50,15 @@ enum Chaos {
     KillWorkers,
     /// The test's own Redis is flushed (FLUSHALL) twice while the calls fire.
     FlushRedis,
+    /// The test's own Sentinel fails the primary over, and back, while the calls fire.
+    Failover,
 }
 
 #[test]
 fn killed_workers_never_dial_a_call_twice_and_lose_none() {
     let redis =
         std::env::var("OUTDIAL_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    fire_thousand_calls(Chaos::KillWorkers, &redis);
+    fire_thousand_calls(Chaos::KillWorkers, &redis, None);
 }
 
 /// The same fleet and SIGKILLs on a Redis Cluster of three primaries of the test's own
@@ -64,13 +66,22 @@ fn killed_workers_never_dial_a_call_twice_and_lose_none() {
 #[test]
 fn on_a_redis_cluster_killed_workers_never_dial_a_call_twice_and_lose_none() {
     let cluster = outdial_redis::testing::OwnCluster::start();
-    fire_thousand_calls(Chaos::KillWorkers, &cluster.url());
+    fire_thousand_calls(Chaos::KillWorkers, &cluster.url(), None);
+}
+
+/// Three workers on `redis+sentinel://` while the Sentinel promotes the replica, and later
+/// the old primary again: the workers follow the primary, no call is lost or dialed twice
+/// (a failover may drop the last queue writes; Postgres holds the truth).
+#[test]
+fn sentinel_failovers_mid_run_lose_no_call_and_dial_none_twice() {
+    let sentinel = outdial_redis::testing::OwnSentinel::start();
+    fire_thousand_calls(Chaos::Failover, &sentinel.url(), Some(&sentinel));
 }
 
 #[test]
 fn a_redis_flush_mid_run_loses_no_call_and_dials_none_twice() {
     let server = OwnRedis::start();
-    fire_thousand_calls(Chaos::FlushRedis, &server.url);
+    fire_thousand_calls(Chaos::FlushRedis, &server.url, None);
 }
 
 /// A `redis-server` of this test's own on a free loopback port (it may be flushed).
@@ -129,7 +140,11 @@ fn flushall(url: &str) {
         .expect("FLUSHALL");
 }
 
-fn fire_thousand_calls(chaos: Chaos, redis: &str) {
+fn fire_thousand_calls(
+    chaos: Chaos,
+    redis: &str,
+    sentinel: Option<&outdial_redis::testing::OwnSentinel>,
+) {
     let redis = redis.to_owned();
     let db = ScratchDb::new("crash");
     let namespace = format!("t:crash{}", std::process::id());
@@ -234,6 +249,7 @@ fn fire_thousand_calls(chaos: Chaos, redis: &str) {
     let deadline = Instant::now() + Duration::from_secs(150);
     let mut kills = 0;
     let mut flushes = 0;
+    let mut failovers = 0;
     let mut rounds = 0;
     loop {
         rounds += 1;
@@ -255,11 +271,15 @@ fn fire_thousand_calls(chaos: Chaos, redis: &str) {
         }
         assert!(
             Instant::now() < deadline,
-            "{open} calls still open after 150 s ({kills} kills, {flushes} flushes)"
+            "{open} calls still open after 150 s ({kills} kills, {flushes} flushes, {failovers} failovers)"
         );
         if chaos == Chaos::FlushRedis && flushes < 2 && rounds % 3 == 0 {
             flushall(&redis);
             flushes += 1;
+        }
+        if chaos == Chaos::Failover && failovers < 2 && rounds % 3 == 0 {
+            sentinel.expect("a sentinel to fail over").failover();
+            failovers += 1;
         }
         if chaos == Chaos::KillWorkers && kills < 40 {
             // The old process is SIGKILLed (and reaped) as it is dropped.
@@ -311,6 +331,7 @@ fn fire_thousand_calls(chaos: Chaos, redis: &str) {
     match chaos {
         Chaos::KillWorkers => assert!(kills > 0, "the test killed no worker"),
         Chaos::FlushRedis => assert!(flushes > 0, "the calls finished before any flush"),
+        Chaos::Failover => assert!(failovers > 0, "the calls finished before any failover"),
     }
     runtime.block_on(async {
         let q = outdial_queue::Queue::open(&redis, &namespace, Default::default()).expect("queue");
