@@ -121,9 +121,14 @@ impl Redis {
         match flagged {
             Ok(_) => Ok(redis),
             Err(e)
-                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+                if matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(
+                        redis::ServerErrorKind::ResponseError | redis::ServerErrorKind::NoPerm
+                    )
+                ) =>
             {
-                Err(Error::Version)
+                Err(Error::Version(e.to_string()))
             }
             Err(e) => Err(Error::Connect(e)),
         }

@@ -27,11 +27,11 @@ pub enum Error {
     /// The server (or cluster, or Sentinel) refused or did not answer.
     #[error("cannot connect to Redis")]
     Connect(#[source] redis::RedisError),
-    /// The server cannot run `#!lua` scripts: it is older than Redis 7.0.
+    /// The server refused a `#!lua` script: older than Redis 7.0, or an ACL without `EVAL`.
     #[error(
-        "outdial needs Redis 7.0 or later (its scripts use #!lua flags); this server refused one"
+        "outdial needs Redis 7.0 or later and EVAL (its scripts use #!lua flags); the server refused a test script: {0}"
     )]
-    Version,
+    Version(String),
 }
 
 /// This crate's result.

@@ -417,6 +417,7 @@ mod tests {
             "redis+cluster://u:hunter2@a:bad",
             "redis+sentinel://u:hunter2@a/m/x",
             "redis://u:hunter2@a:1,b:2",
+            "redis://u:hunter2@a:notaport",
         ] {
             let e = Target::parse(url).unwrap_err().to_string();
             assert!(!e.contains("hunter2"), "{e}");

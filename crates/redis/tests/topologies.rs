@@ -71,6 +71,30 @@ async fn a_sentinel_url_follows_the_primary_across_a_failover() {
         response_timeout: Duration::from_secs(1),
         ..Options::default()
     };
+
+    // A user who may not run scripts is refused at open, with the reason.
+    let mut admin = Redis::open(&format!("redis://127.0.0.1:{}", own.primary), &options)
+        .await
+        .unwrap();
+    redis::cmd("ACL")
+        .arg(&["SETUSER", "noeval", "on", ">pw", "~*", "+@all", "-eval"][..])
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    let refused = Redis::open(
+        &format!("redis://noeval:pw@127.0.0.1:{}", own.primary),
+        &options,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(refused, outdial_redis::Error::Version(_)),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("Redis 7.0 or later and EVAL"),
+        "{refused}"
+    );
     let mut redis = Redis::open(&own.url(), &options)
         .await
         .expect("open through the sentinel");
