@@ -1,5 +1,6 @@
 //! [`Redis`]: one connection type over a single server, a cluster or a Sentinel primary.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,45 +143,47 @@ impl Redis {
     /// Every key matching `pattern` (`SCAN MATCH`, on every primary of a cluster). For
     /// clean-up in tests and benchmarks: it walks the whole keyspace.
     pub async fn scan_match(&self, pattern: &str) -> RedisResult<Vec<Vec<u8>>> {
-        match &self.inner {
-            Inner::Cluster(c) => {
-                let mut c = c.clone();
-                let mut out = Vec::new();
-                for node in primaries(&mut c).await? {
-                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                        host: node.host.clone(),
-                        port: node.port,
-                    });
-                    let mut cursor: u64 = 0;
-                    loop {
-                        let v = c
-                            .route_command(scan(cursor, pattern), route.clone())
-                            .await?;
-                        let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(v)?;
-                        out.extend(keys);
-                        cursor = next;
-                        if cursor == 0 {
-                            break;
-                        }
-                    }
-                }
-                Ok(out)
-            }
-            _ => {
+        let Inner::Cluster(c) = &self.inner else {
+            return scan_all(pattern, |cmd| {
                 let mut c = self.clone();
-                let mut out = Vec::new();
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, keys): (u64, Vec<Vec<u8>>) =
-                        scan(cursor, pattern).query_async(&mut c).await?;
-                    out.extend(keys);
-                    cursor = next;
-                    if cursor == 0 {
-                        break;
-                    }
-                }
-                Ok(out)
-            }
+                async move { cmd.query_async(&mut c).await }
+            })
+            .await;
+        };
+        let mut out = Vec::new();
+        for node in primaries(&mut c.clone()).await? {
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: node.host,
+                port: node.port,
+            });
+            out.extend(
+                scan_all(pattern, |cmd| {
+                    let (mut c, route) = (c.clone(), route.clone());
+                    async move { c.route_command(cmd, route).await }
+                })
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// `SCAN MATCH pattern` on one server until the cursor comes back to 0; `send` sends one
+/// `SCAN` to that server.
+async fn scan_all<F, Fut>(pattern: &str, mut send: F) -> RedisResult<Vec<Vec<u8>>>
+where
+    F: FnMut(Cmd) -> Fut,
+    Fut: Future<Output = RedisResult<Value>>,
+{
+    let mut out = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) =
+            redis::from_redis_value(send(scan(cursor, pattern)).await?)?;
+        out.extend(keys);
+        cursor = next;
+        if cursor == 0 {
+            return Ok(out);
         }
     }
 }
@@ -248,20 +251,23 @@ async fn split_pipeline(
     offset: usize,
     count: usize,
 ) -> RedisResult<Vec<Value>> {
-    if pipeline.is_transaction() {
+    let slots: Vec<Option<Slot>> = pipeline.cmd_iter().map(slot_of).collect();
+    let mut keyed = slots.iter().flatten();
+    let first = keyed.next();
+    // One slot (the usual case) or a transaction: as it is, without copying.
+    if pipeline.is_transaction() || keyed.all(|s| Some(s) == first) {
         return c.req_packed_commands(pipeline, offset, count).await;
     }
     let mut out = Vec::with_capacity(pipeline.len());
     let mut run = Pipeline::new();
-    let mut run_route = None;
-    for cmd in pipeline.cmd_iter() {
-        let route = slot_of(cmd);
-        if route.is_some() && run_route.is_some() && route != run_route && !run.is_empty() {
+    let mut run_slot = None;
+    for (cmd, slot) in pipeline.cmd_iter().zip(slots) {
+        if slot.is_some() && run_slot.is_some() && slot != run_slot && !run.is_empty() {
             out.extend(c.req_packed_commands(&run, 0, run.len()).await?);
             run = Pipeline::new();
         }
-        if route.is_some() {
-            run_route = route;
+        if slot.is_some() {
+            run_slot = slot;
         }
         run.add_command(cmd.clone());
     }
