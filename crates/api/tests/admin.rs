@@ -348,60 +348,10 @@ async fn healthz_and_readyz_answer_without_a_key(pool: PgPool) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-/// A `redis-server` of the test's own on a free port, killed on drop.
-struct OwnRedis {
-    child: std::process::Child,
-    url: String,
-}
-
-impl OwnRedis {
-    fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start redis-server (ops/stack.sh installs it)");
-        let url = format!("redis://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        OwnRedis { child, url }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]
 async fn readyz_is_503_naming_redis_when_redis_is_down(pool: PgPool) {
-    let mut redis = OwnRedis::start();
-    let a = admin(pool, &redis.url).await;
+    let mut redis = outdial_redis::testing::OwnRedis::start();
+    let a = admin(pool, &redis.url()).await;
     let (status, body) = call(&a.app, "GET", "/readyz", &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     redis.stop();

@@ -10,7 +10,6 @@ mod fleet;
 mod support;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,54 +79,8 @@ fn sentinel_failovers_mid_run_lose_no_call_and_dial_none_twice() {
 
 #[test]
 fn a_redis_flush_mid_run_loses_no_call_and_dials_none_twice() {
-    let server = OwnRedis::start();
-    fire_thousand_calls(Chaos::FlushRedis, &server.url, None);
-}
-
-/// A `redis-server` of this test's own on a free loopback port (it may be flushed).
-struct OwnRedis {
-    child: Child,
-    url: String,
-}
-
-impl OwnRedis {
-    fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (ops/stack.sh installs it)");
-        let url = format!("redis://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        OwnRedis { child, url }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let server = outdial_redis::testing::OwnRedis::start();
+    fire_thousand_calls(Chaos::FlushRedis, &server.url(), None);
 }
 
 fn flushall(url: &str) {

@@ -1,6 +1,7 @@
-//! Redis servers of a test's own (feature `testing`): a 3-primary cluster and a Sentinel
-//! setup, each on free loopback ports, without persistence, killed and removed on drop. For
-//! tests that must not touch the machine's shared Redis (a cluster, a failover).
+//! Redis servers of a test's own (feature `testing`): one server, a 3-primary cluster and a
+//! Sentinel setup, each on free loopback ports, without persistence, stopped and removed on
+//! drop. For tests that must not touch the machine's shared Redis (a flush, a stop, a
+//! cluster, a failover).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpListener;
@@ -110,6 +111,49 @@ fn base_args(port: u16, dir: &std::path::Path) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// One `redis-server` of the test's own.
+#[derive(Debug)]
+pub struct OwnRedis {
+    /// Its port.
+    pub port: u16,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl OwnRedis {
+    /// Starts the server; returns once it answers `PING`.
+    pub fn start() -> Self {
+        let dir = scratch_dir("redis");
+        let port = free_port(false);
+        let children = vec![spawn(&base_args(port, &dir), &dir)];
+        wait_for("redis-server answers PING", Duration::from_secs(10), || {
+            text(port, &["PING"]).is_some()
+        });
+        Self {
+            port,
+            children,
+            dir,
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server now (it answers nothing afterwards).
+    pub fn stop(&mut self) {
+        stop(&mut self.children);
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        stop(&mut self.children);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A Redis Cluster of three primaries (no replicas) of the test's own.
