@@ -256,12 +256,14 @@ pub(crate) async fn commit_plan(
         customer.id = %customer.id,
         schedule.id = %created.schedule_id,
         schedule.calls = created.calls.len(),
+        schedule.stored = created.stored,
         schedule.dropped = plan.dropped.len(),
         schedule.cancelled = created.cancelled.len(),
         "schedule created"
     );
-    let due: Vec<(CallId, DateTime<Utc>)> = created
-        .calls
+    // The calls stored as rows; the rest of the plan reaches the queue when a worker
+    // stores it, ahead of its time.
+    let due: Vec<(CallId, DateTime<Utc>)> = created.calls[..created.stored]
         .iter()
         .map(|c| (c.id, c.scheduled_at))
         .collect();

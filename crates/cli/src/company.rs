@@ -27,6 +27,10 @@ pub struct DbArgs {
     /// Postgres connections in this process's pool
     #[arg(long, env = "OUTDIAL_DB_POOL", default_value_t = 32)]
     pool: u32,
+    /// A new schedule stores as rows only its calls due within this many hours; workers
+    /// store the rest ahead of their time (0: every call at once). docs/schedules.md
+    #[arg(long, env = "OUTDIAL_STORE_AHEAD_HOURS", default_value_t = 24)]
+    store_ahead_hours: u32,
 }
 
 /// `outdial company …`.
@@ -117,7 +121,11 @@ pub enum CompanyCommand {
 pub(crate) async fn store(db: &DbArgs) -> anyhow::Result<Store> {
     let store = Store::connect_with(&db.database_url, db.pool)
         .await
-        .context("cannot connect to Postgres")?;
+        .context("cannot connect to Postgres")?
+        .storing_ahead(
+            (db.store_ahead_hours > 0)
+                .then(|| chrono::Duration::hours(i64::from(db.store_ahead_hours))),
+        );
     store
         .migrate()
         .await

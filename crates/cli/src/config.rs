@@ -43,6 +43,7 @@ const fn secret(key: &'static str, env: &'static str) -> Setting {
 const SETTINGS: &[Setting] = &[
     s("database.url", "OUTDIAL_DATABASE_URL"),
     s("database.pool", "OUTDIAL_DB_POOL"),
+    s("database.store_ahead_hours", "OUTDIAL_STORE_AHEAD_HOURS"),
     s("redis.url", "OUTDIAL_REDIS_URL"),
     s("redis.namespace", "OUTDIAL_NAMESPACE"),
     s("api.bind", "OUTDIAL_BIND"),
@@ -95,6 +96,7 @@ struct File {
 struct Database {
     url: Option<String>,
     pool: Option<u32>,
+    store_ahead_hours: Option<u32>,
 }
 
 #[allow(dead_code)]
@@ -445,6 +447,7 @@ mod tests {
                 "provider.simulator" => "\"instant\"".to_owned(),
                 "log.format" => "\"json\"".to_owned(),
                 k if k.ends_with("pool")
+                    || k.ends_with("hours")
                     || k.ends_with("secs")
                     || k.ends_with("ms")
                     || k.ends_with("seed")

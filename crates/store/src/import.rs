@@ -145,6 +145,8 @@ pub struct ImportChunk {
     tx: Transaction<'static, Postgres>,
     company: CompanyId,
     job: Uuid,
+    /// The store's [`Store::storing_ahead`] horizon.
+    ahead: Option<chrono::Duration>,
 }
 
 impl ImportChunk {
@@ -215,7 +217,7 @@ impl ImportChunk {
         new: &NewSchedule<'_>,
         now: DateTime<Utc>,
     ) -> Result<CreatedSchedule> {
-        crate::schedule::create_schedule(&mut self.tx, self.company, new, now).await
+        crate::schedule::create_schedule(&mut self.tx, self.company, new, self.ahead, now).await
     }
 
     /// Adds new customers (none of them stored: see [`ImportChunk::stored`]) in one
@@ -224,14 +226,15 @@ impl ImportChunk {
         crate::customer::insert_customers(&mut self.tx, self.company, customers, now).await
     }
 
-    /// Stores the first schedule of customers added by this chunk, in three statements;
-    /// each schedule's calls (id, due time), in order.
+    /// Stores the first schedule of customers added by this chunk, in four statements;
+    /// each schedule's stored calls (id, due time, those to queue now), in order.
     pub async fn first_schedules(
         &mut self,
         news: &[NewSchedule<'_>],
         now: DateTime<Utc>,
     ) -> Result<Vec<Vec<(CallId, DateTime<Utc>)>>> {
-        crate::schedule::create_first_schedules(&mut self.tx, self.company, news, now).await
+        crate::schedule::create_first_schedules(&mut self.tx, self.company, news, self.ahead, now)
+            .await
     }
 
     /// Records many rows' outcomes in one statement (a row that already has one keeps it).
@@ -470,6 +473,7 @@ impl Store {
             tx,
             company: job.company,
             job: job.id,
+            ahead: self.store_ahead,
         }))
     }
 

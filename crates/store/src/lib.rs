@@ -23,6 +23,7 @@ mod lms;
 mod outbox;
 mod page;
 mod pending;
+mod plan;
 mod provider_event;
 mod result;
 mod schedule;
@@ -66,6 +67,9 @@ pub struct Store {
     /// Set by [`Store::delivering_webhooks`]: results write their webhook event due only
     /// after this long and hand it back for the caller to deliver at once.
     held_webhooks: Option<chrono::Duration>,
+    /// Set by [`Store::storing_ahead`]: a new schedule stores as rows only the calls due
+    /// within this long (`None`: all of them).
+    store_ahead: Option<chrono::Duration>,
 }
 
 /// The grouped writes of one pool (`group.rs`).
@@ -96,6 +100,7 @@ impl Store {
             pool,
             groups: Groups::new(),
             held_webhooks: None,
+            store_ahead: None,
         })
     }
 
@@ -111,6 +116,7 @@ impl Store {
             pool,
             groups: Groups::new(),
             held_webhooks: None,
+            store_ahead: None,
         })
     }
 
@@ -120,6 +126,7 @@ impl Store {
             pool,
             groups: Groups::new(),
             held_webhooks: None,
+            store_ahead: None,
         }
     }
 

@@ -12,9 +12,9 @@ use outdial_domain::schedule::{CadenceDef, Plan};
 use outdial_domain::scheduled_call::CancelReason;
 use outdial_domain::task::ScheduleType;
 use outdial_domain::{CallId, CallStatus, CustomerRef, ScheduleId};
-use uuid::Uuid;
 
 use crate::company::CompanyId;
+use crate::plan;
 use crate::scheduled_call::{
     CALL_LIST_LOCK, Pending, ScheduledCallRecord, cancel_pending, end_active_schedule, local_time,
 };
@@ -41,8 +41,11 @@ pub struct NewSchedule<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatedSchedule {
     pub schedule_id: ScheduleId,
-    /// The calls stored, in due order.
+    /// The calls planned, in due order (the unstored ones too: they read the same).
     pub calls: Vec<ScheduledCallRecord>,
+    /// How many of `calls` (a prefix) are stored as rows: those to put on the queue now.
+    /// The rest are stored by a worker ahead of their time (`Store::store_planned`).
+    pub stored: usize,
     /// The schedule it replaced, if one was active.
     pub replaced: Option<ScheduleId>,
     /// The replaced schedule's pending calls, now cancelled.
@@ -62,7 +65,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<CreatedSchedule> {
         let mut tx = self.pool.begin().await?;
-        let created = create_schedule(&mut tx, company, new, now).await?;
+        let created = create_schedule(&mut tx, company, new, self.store_ahead, now).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -73,6 +76,7 @@ pub(crate) async fn create_schedule(
     tx: &mut sqlx::PgConnection,
     company: CompanyId,
     new: &NewSchedule<'_>,
+    ahead: Option<chrono::Duration>,
     now: DateTime<Utc>,
 ) -> Result<CreatedSchedule> {
     let customer = new.customer_id.as_str();
@@ -103,18 +107,21 @@ pub(crate) async fn create_schedule(
     let replaced = end_active_schedule(&mut *tx, company, customer, now).await?;
     let in_flight = crate::scheduled_call::in_flight(&mut *tx, company, customer).await?;
 
-    let (schedule_id, calls) = insert_schedules(&mut *tx, company, std::slice::from_ref(new), now)
-        .await?
-        .pop()
-        .ok_or(Error::Corrupt {
-            what: "schedule",
-            column: "id",
-        })?;
-    let records = calls
+    let (schedule_id, stored) =
+        insert_schedules(&mut *tx, company, std::slice::from_ref(new), ahead, now)
+            .await?
+            .pop()
+            .ok_or(Error::Corrupt {
+                what: "schedule",
+                column: "id",
+            })?;
+    let records = new
+        .plan
+        .calls
         .iter()
-        .zip(&new.plan.calls)
-        .map(|((id, _), planned)| ScheduledCallRecord {
-            id: *id,
+        .enumerate()
+        .map(|(k, planned)| ScheduledCallRecord {
+            id: CallId::from_uuid(plan::call_id(*schedule_id.as_uuid(), k)),
             schedule_id,
             customer_id: customer.to_owned(),
             schedule_type: new.schedule_type,
@@ -133,6 +140,7 @@ pub(crate) async fn create_schedule(
         .collect();
     Ok(CreatedSchedule {
         schedule_id,
+        stored: stored.len(),
         calls: records,
         replaced,
         cancelled,
@@ -142,29 +150,32 @@ pub(crate) async fn create_schedule(
 
 /// Stores the first schedule of each of `news`' customers, all created in the caller's
 /// transaction (so none is do-not-call, has pending calls or a schedule to end); returns each
-/// schedule's calls (id, due time), in `news` order.
+/// schedule's stored calls (id, due time), in `news` order.
 pub(crate) async fn create_first_schedules(
     tx: &mut sqlx::PgConnection,
     company: CompanyId,
     news: &[NewSchedule<'_>],
+    ahead: Option<chrono::Duration>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Vec<(CallId, DateTime<Utc>)>>> {
-    Ok(insert_schedules(tx, company, news, now)
+    Ok(insert_schedules(tx, company, news, ahead, now)
         .await?
         .into_iter()
         .map(|(_, calls)| calls)
         .collect())
 }
 
-/// Writes the `schedules` row and the `scheduled_calls` rows of each of `news` (two
-/// statements for all of them, under the list-ordering lock); returns each schedule's id and
-/// calls (id, due time), in `news` order. Each call's first trail entry ("planned") is the
-/// row's `planned_due_at`, `planned_reasons` and `created_at` (migration 0009), not a
-/// `call_events` row.
+/// Writes the `schedules` row of each of `news` and the `scheduled_calls` rows of the
+/// calls due within `ahead` (all with `None`; the rest stay on the schedule row: see
+/// `plan.rs`), in three statements for all of them, under the list-ordering lock; returns
+/// each schedule's id and stored calls (id, due time), in `news` order. Each call's first
+/// trail entry ("planned") is the row's `planned_due_at`, `planned_reasons` and
+/// `created_at` (migration 0009), not a `call_events` row.
 async fn insert_schedules(
     tx: &mut sqlx::PgConnection,
     company: CompanyId,
     news: &[NewSchedule<'_>],
+    ahead: Option<chrono::Duration>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(ScheduleId, Vec<(CallId, DateTime<Utc>)>)>> {
     if news.is_empty() {
@@ -174,6 +185,23 @@ async fn insert_schedules(
         what: "schedule",
         column,
     };
+    if news.iter().any(|n| n.plan.calls.len() > plan::MAX_ENTRIES) {
+        return Err(corrupt("plan_due"));
+    }
+    // One listing number per schedule (its calls are base + k), taken under the lock.
+    let bases: Vec<(i64,)> = sqlx::query_as(
+        "SELECT nextval(pg_get_serial_sequence('scheduled_calls', 'seq'))
+         FROM (SELECT pg_advisory_xact_lock_shared($1, hashtext($2::text))) gate,
+             generate_series(1, $3)",
+    )
+    .bind(CALL_LIST_LOCK)
+    .bind(company.as_uuid())
+    .bind(i32::try_from(news.len()).map_err(|_| corrupt("id"))?)
+    .fetch_all(&mut *tx)
+    .await?;
+    if bases.len() != news.len() {
+        return Err(corrupt("plan_base"));
+    }
     let mut sched_ids = Vec::with_capacity(news.len());
     let mut customers = Vec::with_capacity(news.len());
     let mut kinds = Vec::with_capacity(news.len());
@@ -182,12 +210,13 @@ async fn insert_schedules(
     let mut cadences = Vec::with_capacity(news.len());
     let mut rulesets = Vec::with_capacity(news.len());
     let mut dropped = Vec::with_capacity(news.len());
-    let (mut call_ids, mut call_customers, mut call_schedules) =
-        (Vec::new(), Vec::new(), Vec::new());
-    let (mut due, mut slots, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
+    let mut plan_base = Vec::with_capacity(news.len());
+    let (mut plan_due, mut plan_slot, mut plan_reasons, mut plan_stored, mut plan_next) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut rows = plan::CallRows::default();
     let mut out = Vec::with_capacity(news.len());
-    for new in news {
-        let schedule = Uuid::new_v4();
+    for (new, (base,)) in news.iter().zip(bases) {
+        let schedule = plan::new_schedule_id();
         sched_ids.push(schedule);
         customers.push(new.customer_id.as_str());
         kinds.push(new.schedule_type.as_str());
@@ -196,37 +225,74 @@ async fn insert_schedules(
         cadences.push(serde_json::to_string(new.cadence).map_err(|_| corrupt("cadence"))?);
         rulesets.push(new.ruleset);
         dropped.push(serde_json::to_string(&new.plan.dropped).map_err(|_| corrupt("dropped"))?);
-        let mut calls = Vec::with_capacity(new.plan.calls.len());
-        for planned in &new.plan.calls {
-            let id = Uuid::new_v4();
-            call_ids.push(id);
-            call_customers.push(new.customer_id.as_str());
-            call_schedules.push(schedule);
-            due.push(planned.at);
-            slots.push(planned.slot);
+        plan_base.push(base);
+        let calls = &new.plan.calls;
+        let stored = plan::stored_now(calls, now, ahead);
+        let mut reasons = Vec::with_capacity(calls.len());
+        for planned in calls {
             reasons.push(
-                serde_json::to_string(&planned.moved_by).map_err(|_| Error::Corrupt {
-                    what: "scheduled call",
-                    column: "reasons",
-                })?,
+                serde_json::to_value(&planned.moved_by).map_err(|_| corrupt("plan_reasons"))?,
             );
-            calls.push((CallId::from_uuid(id), planned.at));
         }
-        out.push((ScheduleId::from_uuid(schedule), calls));
+        let mut ids = Vec::with_capacity(stored);
+        for (k, planned) in calls.iter().enumerate().take(stored) {
+            rows.push(
+                company,
+                new.customer_id.as_str(),
+                schedule,
+                base,
+                k,
+                planned.at,
+                planned.slot,
+                reasons[k].to_string(),
+                now,
+            );
+            ids.push((CallId::from_uuid(plan::call_id(schedule, k)), planned.at));
+        }
+        if stored < calls.len() {
+            plan_due.push(Some(calls.iter().map(|c| c.at).collect::<Vec<_>>()));
+            plan_slot.push(Some(calls.iter().map(|c| c.slot).collect::<Vec<_>>()));
+            plan_reasons.push(Some(serde_json::Value::Array(reasons).to_string()));
+            plan_next.push(Some(calls[stored].at));
+        } else {
+            plan_due.push(None);
+            plan_slot.push(None);
+            plan_reasons.push(None);
+            plan_next.push(None);
+        }
+        plan_stored.push(i32::try_from(stored).map_err(|_| corrupt("plan_stored"))?);
+        out.push((ScheduleId::from_uuid(schedule), ids));
     }
+    // Arrays of arrays must be rectangular in Postgres: the plans go as JSON text.
+    let plan_due: Vec<Option<String>> = plan_due
+        .into_iter()
+        .map(|d| d.map(|d| serde_json::to_string(&d)).transpose())
+        .collect::<Result<_, _>>()
+        .map_err(|_| corrupt("plan_due"))?;
+    let plan_slot: Vec<Option<String>> = plan_slot
+        .into_iter()
+        .map(|d| d.map(|d| serde_json::to_string(&d)).transpose())
+        .collect::<Result<_, _>>()
+        .map_err(|_| corrupt("plan_slot"))?;
     sqlx::query(
-        "WITH gate AS (SELECT pg_advisory_xact_lock_shared($3, hashtext($1::text)))
-         INSERT INTO schedules (id, company_id, customer_id, schedule_type, task_type,
-             loan_id, cadence, ruleset, dropped, active, created_at)
+        "INSERT INTO schedules (id, company_id, customer_id, schedule_type, task_type,
+             loan_id, cadence, ruleset, dropped, active, created_at, plan_base, plan_due,
+             plan_slot, plan_reasons, plan_stored, plan_next_at)
          SELECT s.id, $1, s.customer, s.kind, s.task_type, s.loan, s.cadence::jsonb,
-             s.ruleset, s.dropped::jsonb, true, $2
-         FROM gate, unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
-             $9::text[], $10::text[], $11::text[])
-             AS s(id, customer, kind, task_type, loan, cadence, ruleset, dropped)",
+             s.ruleset, s.dropped::jsonb, true, $2, s.base,
+             CASE WHEN s.due IS NOT NULL THEN
+                 ARRAY(SELECT jsonb_array_elements_text(s.due::jsonb)::timestamptz) END,
+             CASE WHEN s.slot IS NOT NULL THEN
+                 ARRAY(SELECT jsonb_array_elements_text(s.slot::jsonb)::timestamptz) END,
+             s.reasons::jsonb, s.stored, s.next
+         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+             $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[], $13::text[],
+             $14::text[], $15::int4[], $16::timestamptz[])
+             AS s(id, customer, kind, task_type, loan, cadence, ruleset, dropped, base, due,
+                  slot, reasons, stored, next)",
     )
     .bind(company.as_uuid())
     .bind(now)
-    .bind(CALL_LIST_LOCK)
     .bind(&sched_ids)
     .bind(&customers)
     .bind(&kinds)
@@ -235,30 +301,14 @@ async fn insert_schedules(
     .bind(&cadences)
     .bind(&rulesets)
     .bind(&dropped)
+    .bind(&plan_base)
+    .bind(&plan_due)
+    .bind(&plan_slot)
+    .bind(&plan_reasons)
+    .bind(&plan_stored)
+    .bind(&plan_next)
     .execute(&mut *tx)
     .await?;
-    if !call_ids.is_empty() {
-        sqlx::query(
-            "INSERT INTO scheduled_calls (id, company_id, customer_id, schedule_id, status,
-                 due_at, slot_at, reasons, created_at, updated_at, planned_due_at,
-                 planned_reasons)
-             SELECT c.id, $1, c.customer, c.schedule, 'scheduled', c.due_at, c.slot_at, r, $2,
-                 $2, c.due_at, r
-             FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::timestamptz[],
-                 $7::timestamptz[], $8::text[]) AS c(id, customer, schedule, due_at, slot_at,
-                 reasons),
-                 LATERAL (SELECT c.reasons::jsonb AS r) parsed",
-        )
-        .bind(company.as_uuid())
-        .bind(now)
-        .bind(&call_ids)
-        .bind(&call_customers)
-        .bind(&call_schedules)
-        .bind(&due)
-        .bind(&slots)
-        .bind(&reasons)
-        .execute(&mut *tx)
-        .await?;
-    }
+    rows.insert(&mut *tx, now).await?;
     Ok(out)
 }

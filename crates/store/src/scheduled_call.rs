@@ -21,6 +21,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::company::CompanyId;
+use crate::plan;
 use crate::{Error, Result, Store};
 
 /// The most scheduled calls one page returns.
@@ -206,6 +207,18 @@ pub(crate) async fn cancel_pending(
     now: DateTime<Utc>,
 ) -> Result<Vec<CallId>> {
     debug_assert!(CallStatus::Scheduled.can_transition_to(CallStatus::Cancelled));
+    // Unstored planned calls become rows first, so they are cancelled (and listed) like
+    // any other; a single call stores its schedule's unstored calls up to it (the earlier
+    // ones stay pending and reach the queue through the reconciler, long before they are
+    // due: see plan.rs).
+    match which {
+        Pending::Customer(customer) => {
+            plan::store_scope(&mut *conn, company, plan::Scope::Customer(customer), now).await?;
+        }
+        Pending::Call(id) => {
+            plan::store_through_call(&mut *conn, company, id, now).await?;
+        }
+    }
     // Two statements rather than one with `customer_id = $3 OR id = $3`, which no index
     // serves (a scan of the company's calls on every new schedule).
     const BY_CUSTOMER: &str = "UPDATE scheduled_calls SET status = 'cancelled', updated_at = $2,
@@ -279,9 +292,11 @@ impl Store {
             .bind(*id.as_uuid())
             .fetch_optional(&self.pool)
             .await?;
-        let mut record = ScheduledCallRecord::try_from(row.ok_or(Error::NotFound {
-            what: "scheduled call",
-        })?)?;
+        let row = match row {
+            Some(row) => row,
+            None => return self.unstored_call(company, id).await,
+        };
+        let mut record = ScheduledCallRecord::try_from(row)?;
         // The "planned" entry is on the row (migration 0009) unless the row predates it or
         // a worker's follow-up added the call, when it is the first `call_events` row.
         let trail: Vec<(String,)> = sqlx::query_as(
@@ -319,15 +334,17 @@ impl Store {
         let limit = limit.clamp(1, MAX_CALL_PAGE);
         let mut sql = format!("SELECT {CALL_COLUMNS} {CALL_FROM} WHERE sc.company_id = $1");
         let mut n = 1;
+        let (mut customer_param, mut after_param) = (None, None);
         let mut clause = |sql: &mut String, condition: &str| {
             n += 1;
             sql.push_str(&format!(
                 " AND {}",
                 condition.replace('?', &format!("${n}"))
             ));
+            n
         };
         if filter.customer_id.is_some() {
-            clause(&mut sql, "sc.customer_id = ?");
+            customer_param = Some(clause(&mut sql, "sc.customer_id = ?"));
         }
         if filter.status.is_some() {
             clause(&mut sql, "sc.status = ?");
@@ -337,9 +354,36 @@ impl Store {
             clause(&mut sql, "sc.flags <> '{}' AND sc.flags @> ARRAY[?::text]");
         }
         if after.is_some() {
-            clause(&mut sql, "sc.seq > ?");
+            after_param = Some(clause(&mut sql, "sc.seq > ?"));
         }
-        sql.push_str(&format!(" ORDER BY sc.seq LIMIT {}", limit + 1));
+        let page = limit + 1;
+        sql.push_str(&format!(" ORDER BY sc.seq LIMIT {page}"));
+        // Planned calls not stored yet are pending calls without flags (plan.rs). Each
+        // schedule picked has one above the cursor, so `page` schedules are enough.
+        if filter.flag.is_none() && matches!(filter.status, None | Some(CallStatus::Scheduled)) {
+            let mut schedules = String::from(
+                "SELECT * FROM schedules s0 WHERE s0.company_id = $1 AND s0.plan_next_at IS NOT NULL",
+            );
+            let mut entries = String::new();
+            if let Some(c) = customer_param {
+                schedules.push_str(&format!(" AND s0.customer_id = ${c} AND s0.active"));
+            }
+            if let Some(a) = after_param {
+                schedules.push_str(&format!(
+                    " AND s0.plan_base > ${a} - 256 \
+                     AND s0.plan_base + cardinality(s0.plan_due) - 1 > ${a}"
+                ));
+                entries = format!(" WHERE s.plan_base + k > ${a}");
+            }
+            sql = format!(
+                "SELECT * FROM (({sql}) UNION ALL (SELECT {columns}
+                     FROM ({schedules} ORDER BY s0.plan_base LIMIT {page}) s
+                     JOIN customers c ON c.company_id = s.company_id AND c.id = s.customer_id,
+                     generate_series(s.plan_stored, cardinality(s.plan_due) - 1) k{entries}
+                     ORDER BY 1 LIMIT {page})) u ORDER BY seq LIMIT {page}",
+                columns = plan::unstored_columns(),
+            );
+        }
 
         let mut query = sqlx::query_as::<_, CallRow>(&sql).bind(company.as_uuid());
         if let Some(customer) = &filter.customer_id {
@@ -440,6 +484,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ScheduledCallRecord> {
         let mut tx = self.pool.begin().await?;
+        // An unstored planned call becomes a row first (see `cancel_pending`).
+        plan::store_through_call(&mut tx, company, id, now).await?;
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT status FROM scheduled_calls WHERE company_id = $1 AND id = $2 FOR UPDATE",
         )
@@ -482,19 +528,58 @@ impl Store {
         company: CompanyId,
         customer: &str,
     ) -> Result<Vec<(CallId, DateTime<Utc>)>> {
-        let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        let sql = format!(
             "SELECT id, due_at FROM scheduled_calls
              WHERE company_id = $1 AND customer_id = $2 AND status = 'scheduled'
+             UNION ALL {}
              ORDER BY due_at",
-        )
-        .bind(company.as_uuid())
-        .bind(customer)
-        .fetch_all(&self.pool)
-        .await?;
+            plan::unstored_due_of_customer()
+        );
+        let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(&sql)
+            .bind(company.as_uuid())
+            .bind(customer)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(id, at)| (CallId::from_uuid(id), at))
             .collect())
+    }
+}
+
+impl Store {
+    /// A planned call of `company` not stored as a row yet (plan.rs), with its one trail
+    /// entry ("planned"); [`Error::NotFound`] if `id` names none.
+    async fn unstored_call(&self, company: CompanyId, id: CallId) -> Result<ScheduledCallRecord> {
+        let not_found = Error::NotFound {
+            what: "scheduled call",
+        };
+        let Some((schedule, k)) = plan::entry_of(*id.as_uuid()) else {
+            return Err(not_found);
+        };
+        let sql = format!(
+            "SELECT {} FROM schedules s
+                 JOIN customers c ON c.company_id = s.company_id AND c.id = s.customer_id,
+                 (SELECT $3::int4 AS k) e
+             WHERE s.company_id = $1 AND s.id = $2 AND s.plan_next_at IS NOT NULL
+               AND k >= s.plan_stored AND k < cardinality(s.plan_due)",
+            plan::unstored_columns()
+        );
+        let row: Option<CallRow> = sqlx::query_as(&sql)
+            .bind(company.as_uuid())
+            .bind(schedule)
+            .bind(i32::try_from(k).map_err(|_| corrupt("id"))?)
+            .fetch_optional(&self.pool)
+            .await?;
+        let mut record = ScheduledCallRecord::try_from(row.ok_or(not_found)?)?;
+        record.decision_trail = Some(vec![TrailEntry {
+            at: record.created_at,
+            event: Event::Planned,
+            status: CallStatus::Scheduled,
+            due_at: record.scheduled_at,
+            blocks: record.reasons.clone(),
+        }]);
+        Ok(record)
     }
 }
 

@@ -78,10 +78,10 @@ pub async fn run(
                 false
             }
         };
-        let done = if turn {
-            pass(&d).await
-        } else {
-            recover(&d).await
+        let done = match store_planned(&d).await {
+            Err(e) => Err(e),
+            Ok(()) if turn => pass(&d).await,
+            Ok(()) => recover(&d).await,
         };
         if let Err(e) = done {
             tracing::warn!(error = ?e, "reconcile pass failed");
@@ -89,6 +89,42 @@ pub async fn run(
         tokio::select! {
             () = tokio::time::sleep(recover_every) => {}
             _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// How far ahead a worker stores planned calls when its store has no horizon of its own
+/// (`Store::storing_ahead`): schedules made by an API process with one still get stored.
+pub const STORE_AHEAD_DEFAULT: chrono::Duration = chrono::Duration::hours(24);
+
+/// Stores the planned calls due within the store's horizon that are not rows yet (any
+/// worker of the fleet; schedules another one holds are skipped) and puts them on the
+/// queue. A job lost between the two is restored by the reconcile pass.
+pub async fn store_planned(d: &Dispatcher) -> Result<()> {
+    const BATCH: u32 = 1000;
+    let ahead = d.store.store_ahead().unwrap_or(STORE_AHEAD_DEFAULT);
+    loop {
+        let now = d.clock.now();
+        let stored = d.store.store_planned(now + ahead, BATCH, now).await?;
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let jobs = stored
+            .iter()
+            .map(|p| {
+                Ok(NewJob {
+                    call: p.call,
+                    partition: partition(p.company)?,
+                    customer: p.customer.clone(),
+                    due: p.due_at,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        d.queue.enqueue_many(&jobs).await?;
+        crate::telemetry::planned_stored(jobs.len());
+        tracing::debug!(calls = jobs.len(), "planned calls stored and queued");
+        if stored.len() < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+            return Ok(());
         }
     }
 }

@@ -96,3 +96,9 @@ pub(crate) fn recovered(what: &'static str) {
 pub(crate) fn webhook(result: &'static str) {
     metrics::counter!("outdial_webhook_deliveries_total", "result" => result).increment(1);
 }
+
+/// Planned calls a worker stored as rows and queued ahead of their time.
+pub(crate) fn planned_stored(calls: usize) {
+    metrics::counter!("outdial_planned_calls_stored_total")
+        .increment(u64::try_from(calls).unwrap_or(u64::MAX));
+}

@@ -602,3 +602,58 @@ async fn a_call_held_by_a_pause_past_its_window_moves_to_the_next_lawful_instant
         "{last:?}"
     );
 }
+
+/// The calls `d`'s queue holds as scheduled jobs.
+async fn queued(d: &Dispatcher) -> Vec<outdial_domain::CallId> {
+    let mut out = Vec::new();
+    for part in d.queue.partitions().await.expect("partitions") {
+        let page = d
+            .queue
+            .list(&part, outdial_queue::State::Scheduled, None, 100)
+            .await
+            .expect("list");
+        out.extend(page.items.iter().map(|l| l.job.call));
+    }
+    out
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn workers_queue_planned_calls_a_horizon_ahead_of_their_time(pool: PgPool) {
+    let manual = Arc::new(ManualClock::new(now()));
+    let clock: Arc<dyn Clock> = manual.clone();
+    // Calls at +0 h, +26 h and +50 h; only the first is within the hour stored at once.
+    let store = Store::new(pool).storing_ahead(Some(chrono::Duration::hours(1)));
+    let (company, _) = store.create_company("acme", now()).await.expect("company");
+    store
+        .insert_customer(company.id, &customer(), now())
+        .await
+        .expect("customer");
+    let created = three_calls(&store, company.id).await;
+    assert_eq!(created.stored, 1);
+    let simulator = Simulator::new(SimConfig::new(7).instant(), Arc::clone(&clock));
+    let d = dispatcher(&redis_url(), &store, &clock, Arc::new(simulator), false).await;
+
+    reconciler::store_planned(&d).await.expect("store");
+    assert!(
+        queued(&d).await.is_empty(),
+        "nothing is due within the hour"
+    );
+    manual.set(now() + chrono::Duration::hours(25) + chrono::Duration::minutes(5));
+    reconciler::store_planned(&d).await.expect("store");
+    reconciler::store_planned(&d).await.expect("again");
+    assert_eq!(queued(&d).await, vec![created.calls[1].id]);
+    let row = store
+        .pending_call(created.calls[1].id)
+        .await
+        .expect("read")
+        .expect("a pending row");
+    assert_eq!(row.due_at, created.calls[1].scheduled_at);
+    manual.set(now() + chrono::Duration::hours(49) + chrono::Duration::minutes(5));
+    reconciler::store_planned(&d).await.expect("store");
+    let mut got = queued(&d).await;
+    got.sort_by_key(|c| c.to_string());
+    let mut want = vec![created.calls[1].id, created.calls[2].id];
+    want.sort_by_key(|c| c.to_string());
+    assert_eq!(got, want);
+    assert_eq!(store.unstored_plan().await.expect("plan"), (0, None));
+}
