@@ -274,16 +274,21 @@ async fn assemble(
     .bind(&names)
     .fetch_all(&mut *conn)
     .await?;
-    let pending: Vec<(Uuid, String, Uuid, DateTime<Utc>)> = sqlx::query_as(
+    // Planned calls not stored yet are pending too (plan.rs): a retry must not be added
+    // before one of them, and a quiet period moves them as well.
+    let sql = format!(
         "SELECT company_id, customer_id, id, due_at FROM scheduled_calls
          WHERE (company_id, customer_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
            AND status = 'scheduled'
+         UNION ALL {}
          ORDER BY due_at",
-    )
-    .bind(&companies)
-    .bind(&names)
-    .fetch_all(&mut *conn)
-    .await?;
+        crate::plan::unstored_due_of_customers()
+    );
+    let pending: Vec<(Uuid, String, Uuid, DateTime<Utc>)> = sqlx::query_as(&sql)
+        .bind(&companies)
+        .bind(&names)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut placed_by: HashMap<(Uuid, &str), Vec<&PlacedRow>> = HashMap::new();
     for p in &placed {
         placed_by.entry((p.0, p.1.as_str())).or_default().push(p);

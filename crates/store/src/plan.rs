@@ -42,6 +42,17 @@ pub(crate) fn unstored_columns() -> String {
     )
 }
 
+/// The unstored entries `k` of the active schedules `s` of the customers `$1` (company ids)
+/// and `$2` (customer ids): company, customer, call id, due time.
+pub(crate) fn unstored_due_of_customers() -> String {
+    format!(
+        "SELECT s.company_id, s.customer_id, {ENTRY_ID} AS id, s.plan_due[k + 1] AS due_at
+         FROM schedules s, generate_series(s.plan_stored, cardinality(s.plan_due) - 1) k
+         WHERE (s.company_id, s.customer_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+           AND s.active AND s.plan_next_at IS NOT NULL"
+    )
+}
+
 /// The unstored entries `k` of one customer's schedules `s`, with their call ids: the
 /// pending calls a reschedule's gap check must see besides the rows.
 pub(crate) fn unstored_due_of_customer() -> String {

@@ -211,8 +211,11 @@ async fn insert_schedules(
     let mut rulesets = Vec::with_capacity(news.len());
     let mut dropped = Vec::with_capacity(news.len());
     let mut plan_base = Vec::with_capacity(news.len());
-    let (mut plan_due, mut plan_slot, mut plan_reasons, mut plan_stored, mut plan_next) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    // Every unstored plan as one flat array per column, each schedule's part by offset and
+    // length (Postgres arrays of arrays must be rectangular; slicing is cheap, parsing JSON
+    // timestamps was not).
+    let (mut due_all, mut slot_all, mut offsets, mut lengths) = (vec![], vec![], vec![], vec![]);
+    let (mut plan_reasons, mut plan_stored, mut plan_next) = (vec![], vec![], vec![]);
     let mut rows = plan::CallRows::default();
     let mut out = Vec::with_capacity(news.len());
     for (new, (base,)) in news.iter().zip(bases) {
@@ -250,46 +253,35 @@ async fn insert_schedules(
             ids.push((CallId::from_uuid(plan::call_id(schedule, k)), planned.at));
         }
         if stored < calls.len() {
-            plan_due.push(Some(calls.iter().map(|c| c.at).collect::<Vec<_>>()));
-            plan_slot.push(Some(calls.iter().map(|c| c.slot).collect::<Vec<_>>()));
+            offsets.push(i32::try_from(due_all.len()).map_err(|_| corrupt("plan_due"))?);
+            lengths.push(i32::try_from(calls.len()).map_err(|_| corrupt("plan_due"))?);
+            due_all.extend(calls.iter().map(|c| c.at));
+            slot_all.extend(calls.iter().map(|c| c.slot));
             plan_reasons.push(Some(serde_json::Value::Array(reasons).to_string()));
             plan_next.push(Some(calls[stored].at));
         } else {
-            plan_due.push(None);
-            plan_slot.push(None);
+            offsets.push(0);
+            lengths.push(0);
             plan_reasons.push(None);
             plan_next.push(None);
         }
         plan_stored.push(i32::try_from(stored).map_err(|_| corrupt("plan_stored"))?);
         out.push((ScheduleId::from_uuid(schedule), ids));
     }
-    // Arrays of arrays must be rectangular in Postgres: the plans go as JSON text.
-    let plan_due: Vec<Option<String>> = plan_due
-        .into_iter()
-        .map(|d| d.map(|d| serde_json::to_string(&d)).transpose())
-        .collect::<Result<_, _>>()
-        .map_err(|_| corrupt("plan_due"))?;
-    let plan_slot: Vec<Option<String>> = plan_slot
-        .into_iter()
-        .map(|d| d.map(|d| serde_json::to_string(&d)).transpose())
-        .collect::<Result<_, _>>()
-        .map_err(|_| corrupt("plan_slot"))?;
     sqlx::query(
         "INSERT INTO schedules (id, company_id, customer_id, schedule_type, task_type,
              loan_id, cadence, ruleset, dropped, active, created_at, plan_base, plan_due,
              plan_slot, plan_reasons, plan_stored, plan_next_at)
          SELECT s.id, $1, s.customer, s.kind, s.task_type, s.loan, s.cadence::jsonb,
              s.ruleset, s.dropped::jsonb, true, $2, s.base,
-             CASE WHEN s.due IS NOT NULL THEN
-                 ARRAY(SELECT jsonb_array_elements_text(s.due::jsonb)::timestamptz) END,
-             CASE WHEN s.slot IS NOT NULL THEN
-                 ARRAY(SELECT jsonb_array_elements_text(s.slot::jsonb)::timestamptz) END,
+             CASE WHEN s.len > 0 THEN ($17::timestamptz[])[s.off + 1 : s.off + s.len] END,
+             CASE WHEN s.len > 0 THEN ($18::timestamptz[])[s.off + 1 : s.off + s.len] END,
              s.reasons::jsonb, s.stored, s.next
          FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-             $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[], $13::text[],
+             $8::text[], $9::text[], $10::text[], $11::int8[], $12::int4[], $13::int4[],
              $14::text[], $15::int4[], $16::timestamptz[])
-             AS s(id, customer, kind, task_type, loan, cadence, ruleset, dropped, base, due,
-                  slot, reasons, stored, next)",
+             AS s(id, customer, kind, task_type, loan, cadence, ruleset, dropped, base, off,
+                  len, reasons, stored, next)",
     )
     .bind(company.as_uuid())
     .bind(now)
@@ -302,11 +294,13 @@ async fn insert_schedules(
     .bind(&rulesets)
     .bind(&dropped)
     .bind(&plan_base)
-    .bind(&plan_due)
-    .bind(&plan_slot)
+    .bind(&offsets)
+    .bind(&lengths)
     .bind(&plan_reasons)
     .bind(&plan_stored)
     .bind(&plan_next)
+    .bind(&due_all)
+    .bind(&slot_all)
     .execute(&mut *tx)
     .await?;
     rows.insert(&mut *tx, now).await?;

@@ -260,3 +260,32 @@ async fn one_unstored_call_is_cancelled_or_rescheduled_and_never_comes_back(pool
     let all = CallFilter::default();
     assert_eq!(list(&store, acme, &all).await, ids(&created));
 }
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn a_claimed_call_sees_the_unstored_calls_among_the_customers_pending_ones(pool: PgPool) {
+    // A retry is added only when no pending call comes sooner, and a quiet period moves
+    // every pending call: both read this list.
+    let (store, _acme, created) = setup(pool, 10).await;
+    let first = created.calls[0].id;
+    let at = created.calls[0].scheduled_at;
+    let claimed = store
+        .claim_calls(&[first], "w1", at, at + Duration::minutes(5))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let pending: Vec<CallId> = claimed[0]
+        .context
+        .pending
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(pending, ids(&created)[1..]);
+    let due: Vec<_> = claimed[0]
+        .context
+        .pending
+        .iter()
+        .map(|(_, at)| *at)
+        .collect();
+    let want: Vec<_> = created.calls[1..].iter().map(|c| c.scheduled_at).collect();
+    assert_eq!(due, want);
+}

@@ -170,7 +170,11 @@ pub(crate) async fn customers_for_import(
          ORDER BY c.id
          FOR UPDATE OF c"
     );
+    // Planned at every run, not as a prepared statement: a plan cached while an import's
+    // first chunks made the table small read it sequentially afterwards (60 ms a chunk at
+    // 30,000 customers, growing; docs/benchmarks/import.md).
     let rows: Vec<Row> = sqlx::query_as(&sql)
+        .persistent(false)
         .bind(company.as_uuid())
         .bind(ids)
         .fetch_all(conn)

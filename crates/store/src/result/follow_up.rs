@@ -53,6 +53,8 @@ pub(super) async fn apply(
             blocks,
         } => {
             let reasons = serde_json::to_string(blocks).map_err(|_| corrupt("reasons"))?;
+            // A planned call not stored yet becomes a row first (plan.rs).
+            crate::plan::store_through_call(&mut *conn, company, *call, now).await?;
             let moved = sqlx::query(
                 "UPDATE scheduled_calls SET due_at = $3, reasons = $4::jsonb, updated_at = $5
                  WHERE id = $1 AND company_id = $2 AND status = 'scheduled'",

@@ -1,0 +1,12 @@
+-- A schedule's foreign key to its customer checked what its writers already guarantee, and
+-- on a bulk import the check was most of the schedule insert's time. Every schedule is
+-- written for a customer row the same transaction holds: creating one locks the customer
+-- row first (`FOR UPDATE`, crates/store/src/schedule.rs, a missing customer is a 404), and
+-- a bulk import inserts its new customers, then their first schedules, in one transaction
+-- (crates/store/src/import.rs). Nothing deletes customers or changes their id or company.
+--
+-- Measured 2026-12-07 (docs/benchmarks/import.md): importing 30,000 customers with
+-- schedules on a fresh database, the check ran 30,000 times for 28.0 s of the schedule
+-- insert's 32.8 s. The check's plan is cached by each connection the first time it runs,
+-- when the customers table is small, so it kept reading the table sequentially as it grew.
+ALTER TABLE schedules DROP CONSTRAINT schedules_company_id_customer_id_fkey;
