@@ -88,8 +88,9 @@ pub struct ImportArgs {
     /// Rows per job (at most 10,000)
     #[arg(long, default_value_t = MAX_IMPORT_ROWS)]
     batch_size: usize,
-    /// Jobs this process imports at once
-    #[arg(long, default_value_t = 2)]
+    /// Jobs this process imports at once (4 keeps 2 cores busy while each waits on
+    /// Postgres; docs/benchmarks/import.md)
+    #[arg(long, default_value_t = 4)]
     jobs: usize,
     /// Rows per transaction
     #[arg(long, default_value_t = 200)]
