@@ -23,7 +23,10 @@ use uuid::Uuid;
 
 use crate::company::CompanyId;
 use crate::pending::PendingCall;
+use crate::scheduled_call::ScheduledCallRecord;
 use crate::{Error, Result, Store};
+use outdial_domain::scheduled_call::{Event, TrailEntry};
+use outdial_domain::{CallId, CallStatus};
 
 /// The SQL expression of entry `k`'s call id, for a schedule `s` (see [`call_id`]).
 const ENTRY_ID: &str =
@@ -404,6 +407,46 @@ impl Store {
     /// The horizon set by [`Store::storing_ahead`].
     pub fn store_ahead(&self) -> Option<chrono::Duration> {
         self.store_ahead
+    }
+}
+
+impl Store {
+    /// A planned call of `company` not stored as a row yet (plan.rs), with its one trail
+    /// entry ("planned"); [`Error::NotFound`] if `id` names none.
+    pub(crate) async fn unstored_call(
+        &self,
+        company: CompanyId,
+        id: CallId,
+    ) -> Result<ScheduledCallRecord> {
+        let not_found = Error::NotFound {
+            what: "scheduled call",
+        };
+        let Some((schedule, k)) = entry_of(*id.as_uuid()) else {
+            return Err(not_found);
+        };
+        let sql = format!(
+            "SELECT {} FROM schedules s
+                 JOIN customers c ON c.company_id = s.company_id AND c.id = s.customer_id,
+                 (SELECT $3::int4 AS k) e
+             WHERE s.company_id = $1 AND s.id = $2 AND s.plan_next_at IS NOT NULL
+               AND k >= s.plan_stored AND k < cardinality(s.plan_due)",
+            unstored_columns()
+        );
+        let row: Option<crate::scheduled_call::CallRow> = sqlx::query_as(&sql)
+            .bind(company.as_uuid())
+            .bind(schedule)
+            .bind(i32::try_from(k).map_err(|_| crate::scheduled_call::corrupt("id"))?)
+            .fetch_optional(&self.pool)
+            .await?;
+        let mut record = ScheduledCallRecord::try_from(row.ok_or(not_found)?)?;
+        record.decision_trail = Some(vec![TrailEntry {
+            at: record.created_at,
+            event: Event::Planned,
+            status: CallStatus::Scheduled,
+            due_at: record.scheduled_at,
+            blocks: record.reasons.clone(),
+        }]);
+        Ok(record)
     }
 }
 

@@ -79,7 +79,7 @@ pub(crate) fn local_time(at: DateTime<Utc>, zone: Tz) -> String {
 
 /// A `scheduled_calls` row joined with its schedule type and customer zone.
 #[derive(sqlx::FromRow)]
-struct CallRow {
+pub(crate) struct CallRow {
     seq: i64,
     id: Uuid,
     schedule_id: Uuid,
@@ -96,7 +96,7 @@ struct CallRow {
     timezone: String,
 }
 
-fn corrupt(column: &'static str) -> Error {
+pub(crate) fn corrupt(column: &'static str) -> Error {
     Error::Corrupt {
         what: "scheduled call",
         column,
@@ -544,42 +544,6 @@ impl Store {
             .into_iter()
             .map(|(id, at)| (CallId::from_uuid(id), at))
             .collect())
-    }
-}
-
-impl Store {
-    /// A planned call of `company` not stored as a row yet (plan.rs), with its one trail
-    /// entry ("planned"); [`Error::NotFound`] if `id` names none.
-    async fn unstored_call(&self, company: CompanyId, id: CallId) -> Result<ScheduledCallRecord> {
-        let not_found = Error::NotFound {
-            what: "scheduled call",
-        };
-        let Some((schedule, k)) = plan::entry_of(*id.as_uuid()) else {
-            return Err(not_found);
-        };
-        let sql = format!(
-            "SELECT {} FROM schedules s
-                 JOIN customers c ON c.company_id = s.company_id AND c.id = s.customer_id,
-                 (SELECT $3::int4 AS k) e
-             WHERE s.company_id = $1 AND s.id = $2 AND s.plan_next_at IS NOT NULL
-               AND k >= s.plan_stored AND k < cardinality(s.plan_due)",
-            plan::unstored_columns()
-        );
-        let row: Option<CallRow> = sqlx::query_as(&sql)
-            .bind(company.as_uuid())
-            .bind(schedule)
-            .bind(i32::try_from(k).map_err(|_| corrupt("id"))?)
-            .fetch_optional(&self.pool)
-            .await?;
-        let mut record = ScheduledCallRecord::try_from(row.ok_or(not_found)?)?;
-        record.decision_trail = Some(vec![TrailEntry {
-            at: record.created_at,
-            event: Event::Planned,
-            status: CallStatus::Scheduled,
-            due_at: record.scheduled_at,
-            blocks: record.reasons.clone(),
-        }]);
-        Ok(record)
     }
 }
 
