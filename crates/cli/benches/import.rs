@@ -9,6 +9,9 @@
 //! - `insert`: the baseline, `OUTDIAL_BENCH_INSERT_ROWS` customers (default 100,000);
 //! - `cli`: `outdial import FILE --schedule collections` (the release binary) on an NDJSON
 //!   file of `OUTDIAL_BENCH_IMPORT_ROWS` customers (default 1,000,000), with its peak RSS;
+//! - `cli-all`: the same with `OUTDIAL_STORE_AHEAD_HOURS=0` (every call of each schedule
+//!   a row and a queue job at once: the behaviour before store-ahead), as the previous
+//!   version's baseline; `cli` and `scale` use `OUTDIAL_STORE_AHEAD_HOURS` (default 24);
 //! - `batch`: the same number of customers posted to `POST /customers/batch` in bodies of
 //!   10,000 (`outdial serve`), imported by `OUTDIAL_BENCH_IMPORT_WORKERS` `outdial work`
 //!   processes (default 2): from the first POST until every job is done;
