@@ -78,10 +78,14 @@ pub async fn run(
                 false
             }
         };
-        let done = match store_planned(&d).await {
-            Err(e) => Err(e),
-            Ok(()) if turn => pass(&d).await,
-            Ok(()) => recover(&d).await,
+        // Independent of the passes below: a failure here must not hold recovery up.
+        if let Err(e) = store_planned(&d).await {
+            tracing::warn!(error = ?e, "cannot store the planned calls coming due");
+        }
+        let done = if turn {
+            pass(&d).await
+        } else {
+            recover(&d).await
         };
         if let Err(e) = done {
             tracing::warn!(error = ?e, "reconcile pass failed");
