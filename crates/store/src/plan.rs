@@ -383,7 +383,8 @@ impl Store {
     }
 
     /// How many planned calls are not stored as rows yet, and the due time of the earliest
-    /// (`None` when there are none): what `outdial queue stats` shows as "planned".
+    /// (`None` when there are none). A scan of every schedule with unstored calls: for
+    /// tests and benchmarks, not for the cockpit's per-second reads.
     pub async fn unstored_plan(&self) -> Result<(i64, Option<DateTime<Utc>>)> {
         let row: (Option<i64>, Option<DateTime<Utc>>) = sqlx::query_as(
             "SELECT sum(cardinality(plan_due) - plan_stored)::int8, min(plan_next_at)
