@@ -282,7 +282,9 @@ async fn assemble(
            AND status = 'scheduled'
          UNION ALL {}
          ORDER BY due_at",
-        crate::plan::unstored_due_of_customers()
+        crate::plan::unstored_due(
+            "(s.company_id, s.customer_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
+        )
     );
     let pending: Vec<(Uuid, String, Uuid, DateTime<Utc>)> = sqlx::query_as(&sql)
         .bind(&companies)

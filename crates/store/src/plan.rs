@@ -16,8 +16,9 @@
 //! (`cancel_pending` by customer), so only active schedules have any.
 
 use chrono::{DateTime, Utc};
-use outdial_domain::CustomerRef;
 use outdial_domain::schedule::PlannedCall;
+use outdial_domain::scheduled_call::{Event, TrailEntry};
+use outdial_domain::{CallId, CallStatus, CustomerRef};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -25,8 +26,6 @@ use crate::company::CompanyId;
 use crate::pending::PendingCall;
 use crate::scheduled_call::ScheduledCallRecord;
 use crate::{Error, Result, Store};
-use outdial_domain::scheduled_call::{Event, TrailEntry};
-use outdial_domain::{CallId, CallStatus};
 
 /// The SQL expression of entry `k`'s call id, for a schedule `s` (see [`call_id`]).
 const ENTRY_ID: &str =
@@ -45,25 +44,14 @@ pub(crate) fn unstored_columns() -> String {
     )
 }
 
-/// The unstored entries `k` of the active schedules `s` of the customers `$1` (company ids)
-/// and `$2` (customer ids): company, customer, call id, due time.
-pub(crate) fn unstored_due_of_customers() -> String {
+/// The unstored entries `k` of the active schedules `s` that `customers` selects (a
+/// condition on `s`): company, customer, call id and due time of each, as the pending rows
+/// of those customers read.
+pub(crate) fn unstored_due(customers: &str) -> String {
     format!(
         "SELECT s.company_id, s.customer_id, {ENTRY_ID} AS id, s.plan_due[k + 1] AS due_at
          FROM schedules s, generate_series(s.plan_stored, cardinality(s.plan_due) - 1) k
-         WHERE (s.company_id, s.customer_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
-           AND s.active AND s.plan_next_at IS NOT NULL"
-    )
-}
-
-/// The unstored entries `k` of one customer's schedules `s`, with their call ids: the
-/// pending calls a reschedule's gap check must see besides the rows.
-pub(crate) fn unstored_due_of_customer() -> String {
-    format!(
-        "SELECT {ENTRY_ID} AS id, s.plan_due[k + 1] AS due_at FROM schedules s,
-             generate_series(s.plan_stored, cardinality(s.plan_due) - 1) k
-         WHERE s.company_id = $1 AND s.customer_id = $2 AND s.active
-           AND s.plan_next_at IS NOT NULL"
+         WHERE {customers} AND s.active AND s.plan_next_at IS NOT NULL"
     )
 }
 
@@ -189,7 +177,7 @@ impl CallRows {
         rows.into_iter()
             .map(|(id, company, customer, due_at)| {
                 Ok(PendingCall {
-                    call: outdial_domain::CallId::from_uuid(id),
+                    call: CallId::from_uuid(id),
                     company: CompanyId::from_uuid(company),
                     customer: customer
                         .parse::<CustomerRef>()
@@ -345,7 +333,7 @@ pub(crate) async fn store_scope(
 pub(crate) async fn store_through_call(
     conn: &mut PgConnection,
     company: CompanyId,
-    id: outdial_domain::CallId,
+    id: CallId,
     now: DateTime<Utc>,
 ) -> Result<Vec<PendingCall>> {
     match entry_of(*id.as_uuid()) {
@@ -409,9 +397,7 @@ impl Store {
     pub fn store_ahead(&self) -> Option<chrono::Duration> {
         self.store_ahead
     }
-}
 
-impl Store {
     /// A planned call of `company` not stored as a row yet (plan.rs), with its one trail
     /// entry ("planned"); [`Error::NotFound`] if `id` names none.
     pub(crate) async fn unstored_call(

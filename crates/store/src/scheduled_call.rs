@@ -529,20 +529,20 @@ impl Store {
         customer: &str,
     ) -> Result<Vec<(CallId, DateTime<Utc>)>> {
         let sql = format!(
-            "SELECT id, due_at FROM scheduled_calls
+            "SELECT company_id, customer_id, id, due_at FROM scheduled_calls
              WHERE company_id = $1 AND customer_id = $2 AND status = 'scheduled'
              UNION ALL {}
              ORDER BY due_at",
-            plan::unstored_due_of_customer()
+            plan::unstored_due("s.company_id = $1 AND s.customer_id = $2")
         );
-        let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(&sql)
+        let rows: Vec<(Uuid, String, Uuid, DateTime<Utc>)> = sqlx::query_as(&sql)
             .bind(company.as_uuid())
             .bind(customer)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, at)| (CallId::from_uuid(id), at))
+            .map(|(_, _, id, at)| (CallId::from_uuid(id), at))
             .collect())
     }
 }
