@@ -135,7 +135,7 @@ async fn calls_of(store: &Store, company: CompanyId) -> i64 {
 /// `company`'s planned calls not stored as rows yet (crates/store/src/plan.rs).
 async fn unstored_of(store: &Store, company: CompanyId) -> i64 {
     sqlx::query_scalar(
-        "SELECT coalesce(sum(cardinality(plan_due) - plan_stored), 0)::int8 FROM schedules
+        "SELECT coalesce(sum(plan_len - plan_stored), 0)::int8 FROM schedules
          WHERE company_id = $1 AND plan_next_at IS NOT NULL",
     )
     .bind(company.as_uuid())

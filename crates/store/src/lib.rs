@@ -27,6 +27,7 @@ mod plan;
 mod provider_event;
 mod result;
 mod schedule;
+mod schedule_plan;
 mod scheduled_call;
 
 use std::collections::HashMap;

@@ -1,8 +1,8 @@
-//! The calls of a schedule's plan that are not stored as rows yet (migration 0021).
+//! The calls of a schedule's plan that are not stored as rows yet (migrations 0021, 0023).
 //!
 //! A schedule stores as `scheduled_calls` rows only the calls due within the store's
-//! horizon ([`Store::storing_ahead`]); the rest of its plan stays in arrays on the schedule
-//! row, in due order, and entries are turned into rows as a prefix: by the fleet's workers
+//! horizon ([`Store::storing_ahead`]); the rest of its plan stays in its `schedule_plans`
+//! row (`schedule_plan.rs`, shared by schedules with equal plans), in due order, and entries are turned into rows as a prefix: by the fleet's workers
 //! shortly before they fall due ([`Store::store_planned`]), or at once when something must
 //! act on them as rows (a cancellation, a reschedule). An unstored call already has its id
 //! (the schedule's id with the last two bytes replaced by its index + 1) and its listing
@@ -31,15 +31,16 @@ use crate::{Error, Result, Store};
 const ENTRY_ID: &str =
     "encode(overlay(uuid_send(s.id) placing int2send((k + 1)::int2) from 15 for 2), 'hex')::uuid";
 
-/// The columns of an unstored entry `k` of schedule `s` (joined with its customer `c`) as
+/// The columns of an unstored entry `k` of schedule `s` (joined with its plan `p` and its
+/// customer `c`) as
 /// a scheduled-call row reads (`scheduled_call.rs`, `CallRow`): a pending call of the
 /// schedule, planned when the schedule was.
 pub(crate) fn unstored_columns() -> String {
     format!(
         "s.plan_base + k AS seq, {ENTRY_ID} AS id, s.id AS schedule_id, s.customer_id, \
-         s.schedule_type, 'scheduled'::text AS status, s.plan_due[k + 1] AS due_at, \
-         s.plan_slot[k + 1] AS slot_at, 0::int4 AS attempts, '{{}}'::text[] AS flags, \
-         (s.plan_reasons -> k)::text AS reasons, s.created_at, s.created_at AS updated_at, \
+         s.schedule_type, 'scheduled'::text AS status, p.due[k + 1] AS due_at, \
+         p.slot[k + 1] AS slot_at, 0::int4 AS attempts, '{{}}'::text[] AS flags, \
+         (p.reasons -> k)::text AS reasons, s.created_at, s.created_at AS updated_at, \
          c.timezone"
     )
 }
@@ -49,8 +50,9 @@ pub(crate) fn unstored_columns() -> String {
 /// of those customers read.
 pub(crate) fn unstored_due(customers: &str) -> String {
     format!(
-        "SELECT s.company_id, s.customer_id, {ENTRY_ID} AS id, s.plan_due[k + 1] AS due_at
-         FROM schedules s, generate_series(s.plan_stored, cardinality(s.plan_due) - 1) k
+        "SELECT s.company_id, s.customer_id, {ENTRY_ID} AS id, p.due[k + 1] AS due_at
+         FROM schedules s JOIN schedule_plans p ON p.id = s.plan_id,
+             generate_series(s.plan_stored, s.plan_len - 1) k
          WHERE {customers} AND s.active AND s.plan_next_at IS NOT NULL"
     )
 }
@@ -219,8 +221,11 @@ struct Locked {
     created_at: DateTime<Utc>,
 }
 
-const LOCKED_COLUMNS: &str = "id, company_id, customer_id, plan_base, plan_stored, plan_due, \
-     plan_slot, plan_reasons::text AS plan_reasons, created_at";
+/// Schedules `s` with unstored entries, joined with their plans, as [`Locked`] rows (the
+/// caller adds conditions on `s` and `FOR UPDATE OF s`).
+const LOCKED: &str = "SELECT s.id, s.company_id, s.customer_id, s.plan_base, s.plan_stored, \
+     p.due AS plan_due, p.slot AS plan_slot, p.reasons::text AS plan_reasons, s.created_at \
+     FROM schedules s JOIN schedule_plans p ON p.id = s.plan_id";
 
 /// Stores the entries of the schedules `locked` holds that are due by `until` (`None`:
 /// all; `through`: at most up to that index); returns the rows inserted.
@@ -301,9 +306,8 @@ pub(crate) async fn store_scope(
     let (locked, through) = match scope {
         Scope::Customer(customer) => {
             let sql = format!(
-                "SELECT {LOCKED_COLUMNS} FROM schedules
-                 WHERE company_id = $1 AND customer_id = $2 AND active
-                   AND plan_next_at IS NOT NULL FOR UPDATE"
+                "{LOCKED} WHERE s.company_id = $1 AND s.customer_id = $2 AND s.active
+                   AND s.plan_next_at IS NOT NULL FOR UPDATE OF s"
             );
             let locked: Vec<Locked> = sqlx::query_as(&sql)
                 .bind(company.as_uuid())
@@ -314,8 +318,8 @@ pub(crate) async fn store_scope(
         }
         Scope::Through(schedule, k) => {
             let sql = format!(
-                "SELECT {LOCKED_COLUMNS} FROM schedules
-                 WHERE company_id = $1 AND id = $2 AND plan_next_at IS NOT NULL FOR UPDATE"
+                "{LOCKED} WHERE s.company_id = $1 AND s.id = $2 AND s.plan_next_at IS NOT NULL
+                 FOR UPDATE OF s"
             );
             let locked: Vec<Locked> = sqlx::query_as(&sql)
                 .bind(company.as_uuid())
@@ -356,9 +360,8 @@ impl Store {
     ) -> Result<Vec<PendingCall>> {
         let mut tx = self.pool.begin().await?;
         let sql = format!(
-            "SELECT {LOCKED_COLUMNS} FROM schedules
-             WHERE plan_next_at IS NOT NULL AND plan_next_at <= $1
-             ORDER BY plan_next_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+            "{LOCKED} WHERE s.plan_next_at IS NOT NULL AND s.plan_next_at <= $1
+             ORDER BY s.plan_next_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED"
         );
         let locked: Vec<Locked> = sqlx::query_as(&sql)
             .bind(until)
@@ -375,7 +378,7 @@ impl Store {
     /// tests and benchmarks, not for the cockpit's per-second reads.
     pub async fn unstored_plan(&self) -> Result<(i64, Option<DateTime<Utc>>)> {
         let row: (Option<i64>, Option<DateTime<Utc>>) = sqlx::query_as(
-            "SELECT sum(cardinality(plan_due) - plan_stored)::int8, min(plan_next_at)
+            "SELECT sum(plan_len - plan_stored)::int8, min(plan_next_at)
              FROM schedules WHERE plan_next_at IS NOT NULL",
         )
         .fetch_one(&self.pool)
@@ -413,10 +416,11 @@ impl Store {
         };
         let sql = format!(
             "SELECT {} FROM schedules s
+                 JOIN schedule_plans p ON p.id = s.plan_id
                  JOIN customers c ON c.company_id = s.company_id AND c.id = s.customer_id,
                  (SELECT $3::int4 AS k) e
              WHERE s.company_id = $1 AND s.id = $2 AND s.plan_next_at IS NOT NULL
-               AND k >= s.plan_stored AND k < cardinality(s.plan_due)",
+               AND k >= s.plan_stored AND k < s.plan_len",
             unstored_columns()
         );
         let row: Option<crate::scheduled_call::CallRow> = sqlx::query_as(&sql)

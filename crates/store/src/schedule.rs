@@ -165,9 +165,10 @@ pub(crate) async fn create_first_schedules(
         .collect())
 }
 
-/// Writes the `schedules` row of each of `news` and the `scheduled_calls` rows of the
-/// calls due within `ahead` (all with `None`; the rest stay on the schedule row: see
-/// `plan.rs`), in three statements for all of them, under the list-ordering lock; returns
+/// Writes the `schedules` row of each of `news`, one `schedule_plans` row per distinct plan
+/// among them (migration 0023: equal plans are stored once), and the `scheduled_calls` rows
+/// of the calls due within `ahead` (all with `None`; the rest are stored later: see
+/// `plan.rs`), in four statements for all of them, under the list-ordering lock; returns
 /// each schedule's id and stored calls (id, due time), in `news` order. Each call's first
 /// trail entry ("planned") is the row's `planned_due_at`, `planned_reasons` and
 /// `created_at` (migration 0009), not a `call_events` row.
@@ -186,7 +187,7 @@ async fn insert_schedules(
         column,
     };
     if news.iter().any(|n| n.plan.calls.len() > plan::MAX_ENTRIES) {
-        return Err(corrupt("plan_due"));
+        return Err(corrupt("plan_len"));
     }
     // One listing number per schedule (its calls are base + k), taken under the lock.
     let bases: Vec<(i64,)> = sqlx::query_as(
@@ -202,6 +203,8 @@ async fn insert_schedules(
     if bases.len() != news.len() {
         return Err(corrupt("plan_base"));
     }
+    let plans = crate::schedule_plan::Distinct::of(news.iter().map(|n| n.plan))?;
+    plans.insert(&mut *tx).await?;
     let mut sched_ids = Vec::with_capacity(news.len());
     let mut customers = Vec::with_capacity(news.len());
     let mut kinds = Vec::with_capacity(news.len());
@@ -209,16 +212,13 @@ async fn insert_schedules(
     let mut loans = Vec::with_capacity(news.len());
     let mut cadences = Vec::with_capacity(news.len());
     let mut rulesets = Vec::with_capacity(news.len());
-    let mut dropped = Vec::with_capacity(news.len());
     let mut plan_base = Vec::with_capacity(news.len());
-    // Every unstored plan as one flat array per column, each schedule's part by offset and
-    // length (Postgres arrays of arrays must be rectangular; slicing is cheap, parsing JSON
-    // timestamps was not).
-    let (mut due_all, mut slot_all, mut offsets, mut lengths) = (vec![], vec![], vec![], vec![]);
-    let (mut plan_reasons, mut plan_stored, mut plan_next) = (vec![], vec![], vec![]);
+    let mut plan_ids = Vec::with_capacity(news.len());
+    let mut plan_len = Vec::with_capacity(news.len());
+    let (mut plan_stored, mut plan_next) = (vec![], vec![]);
     let mut rows = plan::CallRows::default();
     let mut out = Vec::with_capacity(news.len());
-    for (new, (base,)) in news.iter().zip(bases) {
+    for (i, (new, (base,))) in news.iter().zip(bases).enumerate() {
         let schedule = plan::new_schedule_id();
         sched_ids.push(schedule);
         customers.push(new.customer_id.as_str());
@@ -227,16 +227,12 @@ async fn insert_schedules(
         loans.push(new.loan_id);
         cadences.push(serde_json::to_string(new.cadence).map_err(|_| corrupt("cadence"))?);
         rulesets.push(new.ruleset);
-        dropped.push(serde_json::to_string(&new.plan.dropped).map_err(|_| corrupt("dropped"))?);
         plan_base.push(base);
+        let (plan_id, reasons) = plans.of_schedule(i);
+        plan_ids.push(plan_id);
         let calls = &new.plan.calls;
+        plan_len.push(i32::try_from(calls.len()).map_err(|_| corrupt("plan_len"))?);
         let stored = plan::stored_now(calls, now, ahead);
-        let mut reasons = Vec::with_capacity(calls.len());
-        for planned in calls {
-            reasons.push(
-                serde_json::to_value(&planned.moved_by).map_err(|_| corrupt("plan_reasons"))?,
-            );
-        }
         let mut ids = Vec::with_capacity(stored);
         for (k, planned) in calls.iter().enumerate().take(stored) {
             rows.push(
@@ -247,41 +243,26 @@ async fn insert_schedules(
                 k,
                 planned.at,
                 planned.slot,
-                reasons[k].to_string(),
+                reasons[k].clone(),
                 now,
             );
             ids.push((CallId::from_uuid(plan::call_id(schedule, k)), planned.at));
         }
-        if stored < calls.len() {
-            offsets.push(i32::try_from(due_all.len()).map_err(|_| corrupt("plan_due"))?);
-            lengths.push(i32::try_from(calls.len()).map_err(|_| corrupt("plan_due"))?);
-            due_all.extend(calls.iter().map(|c| c.at));
-            slot_all.extend(calls.iter().map(|c| c.slot));
-            plan_reasons.push(Some(serde_json::Value::Array(reasons).to_string()));
-            plan_next.push(Some(calls[stored].at));
-        } else {
-            offsets.push(0);
-            lengths.push(0);
-            plan_reasons.push(None);
-            plan_next.push(None);
-        }
+        plan_next.push(calls.get(stored).map(|c| c.at));
         plan_stored.push(i32::try_from(stored).map_err(|_| corrupt("plan_stored"))?);
         out.push((ScheduleId::from_uuid(schedule), ids));
     }
     sqlx::query(
         "INSERT INTO schedules (id, company_id, customer_id, schedule_type, task_type,
-             loan_id, cadence, ruleset, dropped, active, created_at, plan_base, plan_due,
-             plan_slot, plan_reasons, plan_stored, plan_next_at)
+             loan_id, cadence, ruleset, active, created_at, plan_base, plan_id, plan_len,
+             plan_stored, plan_next_at)
          SELECT s.id, $1, s.customer, s.kind, s.task_type, s.loan, s.cadence::jsonb,
-             s.ruleset, s.dropped::jsonb, true, $2, s.base,
-             CASE WHEN s.len > 0 THEN ($17::timestamptz[])[s.off + 1 : s.off + s.len] END,
-             CASE WHEN s.len > 0 THEN ($18::timestamptz[])[s.off + 1 : s.off + s.len] END,
-             s.reasons::jsonb, s.stored, s.next
+             s.ruleset, true, $2, s.base, s.plan, s.len, s.stored, s.next
          FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-             $8::text[], $9::text[], $10::text[], $11::int8[], $12::int4[], $13::int4[],
-             $14::text[], $15::int4[], $16::timestamptz[])
-             AS s(id, customer, kind, task_type, loan, cadence, ruleset, dropped, base, off,
-                  len, reasons, stored, next)",
+             $8::text[], $9::text[], $10::int8[], $11::uuid[], $12::int4[], $13::int4[],
+             $14::timestamptz[])
+             AS s(id, customer, kind, task_type, loan, cadence, ruleset, base, plan, len,
+                  stored, next)",
     )
     .bind(company.as_uuid())
     .bind(now)
@@ -292,15 +273,11 @@ async fn insert_schedules(
     .bind(&loans)
     .bind(&cadences)
     .bind(&rulesets)
-    .bind(&dropped)
     .bind(&plan_base)
-    .bind(&offsets)
-    .bind(&lengths)
-    .bind(&plan_reasons)
+    .bind(&plan_ids)
+    .bind(&plan_len)
     .bind(&plan_stored)
     .bind(&plan_next)
-    .bind(&due_all)
-    .bind(&slot_all)
     .execute(&mut *tx)
     .await?;
     rows.insert(&mut *tx, now).await?;

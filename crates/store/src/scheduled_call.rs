@@ -371,15 +371,16 @@ impl Store {
             if let Some(a) = after_param {
                 schedules.push_str(&format!(
                     " AND s0.plan_base > ${a} - 256 \
-                     AND s0.plan_base + cardinality(s0.plan_due) - 1 > ${a}"
+                     AND s0.plan_base + s0.plan_len - 1 > ${a}"
                 ));
                 entries = format!(" WHERE s.plan_base + k > ${a}");
             }
             sql = format!(
                 "SELECT * FROM (({sql}) UNION ALL (SELECT {columns}
                      FROM ({schedules} ORDER BY s0.plan_base LIMIT {page}) s
+                     JOIN schedule_plans p ON p.id = s.plan_id
                      JOIN customers c ON c.company_id = s.company_id AND c.id = s.customer_id,
-                     generate_series(s.plan_stored, cardinality(s.plan_due) - 1) k{entries}
+                     generate_series(s.plan_stored, s.plan_len - 1) k{entries}
                      ORDER BY 1 LIMIT {page})) u ORDER BY seq LIMIT {page}",
                 columns = plan::unstored_columns(),
             );

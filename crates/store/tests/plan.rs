@@ -7,9 +7,13 @@ mod support;
 use std::collections::HashSet;
 
 use chrono::Duration;
+use outdial_domain::schedule::{Cadence, CadenceDef};
 use outdial_domain::scheduled_call::Event;
-use outdial_domain::{CallId, CallStatus};
-use outdial_store::{CallFilter, CompanyId, CreatedSchedule, Error, ScheduledCallRecord, Store};
+use outdial_domain::task::ScheduleType;
+use outdial_domain::{CallId, CallStatus, Customer};
+use outdial_store::{
+    CallFilter, CompanyId, CreatedSchedule, Error, NewSchedule, ScheduledCallRecord, Store,
+};
 use sqlx::PgPool;
 
 use support::*;
@@ -288,4 +292,96 @@ async fn a_claimed_call_sees_the_unstored_calls_among_the_customers_pending_ones
         .collect();
     let want: Vec<_> = created.calls[1..].iter().map(|c| c.scheduled_at).collect();
     assert_eq!(due, want);
+}
+
+#[sqlx::test(migrator = "outdial_store::MIGRATOR")]
+async fn schedules_made_together_with_equal_plans_share_one_stored_plan(pool: PgPool) {
+    let store = Store::new(pool).storing_ahead(Some(ahead()));
+    let acme = company(&store, "acme").await;
+    // An import's chunk: three new customers, two with the same plan.
+    let job = store
+        .create_import(acme, "test", Some(ScheduleType::Collections), &[], now())
+        .await
+        .expect("job");
+    let job = store
+        .claim_import("me", Duration::minutes(1), now(), Some(job))
+        .await
+        .expect("claim")
+        .expect("the job");
+    let mut chunk = store
+        .begin_import_chunk(&job, "me", now() + Duration::minutes(1))
+        .await
+        .expect("chunk")
+        .expect("the lease");
+    let people: Vec<Customer> = ["c1", "c2", "c3"]
+        .into_iter()
+        .map(|id| customer(id, false, false))
+        .collect();
+    chunk
+        .insert_many(&people.iter().collect::<Vec<_>>(), now())
+        .await
+        .expect("customers");
+    let def: CadenceDef = Cadence::default_def(ScheduleType::Collections).expect("a default");
+    let (ten, six) = (plan(10), plan(6));
+    let news: Vec<NewSchedule<'_>> = people
+        .iter()
+        .zip([&ten, &ten, &six])
+        .map(|(c, plan)| NewSchedule {
+            customer_id: &c.id,
+            schedule_type: ScheduleType::Collections,
+            task_type: "collections",
+            loan_id: None,
+            cadence: &def,
+            ruleset: "test",
+            zone: chrono_tz::America::New_York,
+            plan,
+        })
+        .collect();
+    let stored = chunk
+        .first_schedules(&news, now())
+        .await
+        .expect("schedules");
+    chunk.commit().await.expect("commit");
+    assert_eq!(stored.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3]);
+    let plans: i64 = sqlx::query_scalar("SELECT count(*) FROM schedule_plans")
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(plans, 2, "one plan row per distinct plan");
+
+    // Each customer still has its own calls: own ids, own times, listed once each.
+    let of = |id: &str| CallFilter {
+        customer_id: Some(id.into()),
+        ..CallFilter::default()
+    };
+    let (c1, c2, c3) = (
+        list(&store, acme, &of("c1")).await,
+        list(&store, acme, &of("c2")).await,
+        list(&store, acme, &of("c3")).await,
+    );
+    assert_eq!((c1.len(), c2.len(), c3.len()), (10, 10, 6));
+    let all: HashSet<CallId> = c1.iter().chain(&c2).chain(&c3).copied().collect();
+    assert_eq!(all.len(), 26);
+    assert_eq!(list(&store, acme, &CallFilter::default()).await.len(), 26);
+    let read = store.scheduled_call(acme, c2[9]).await.expect("unstored");
+    assert_eq!(read.scheduled_at, ten.calls[9].at);
+
+    // Cancelling one customer's calls leaves the others' shared plan alone.
+    let done = store
+        .cancel_communications(acme, "c1", now())
+        .await
+        .expect("cancel");
+    assert_eq!(done.cancelled, 10);
+    let pending = CallFilter {
+        status: Some(CallStatus::Scheduled),
+        ..CallFilter::default()
+    };
+    let left: HashSet<CallId> = list(&store, acme, &pending).await.into_iter().collect();
+    assert_eq!(left, c2.iter().chain(&c3).copied().collect());
+    let far = now() + Duration::days(30);
+    let got = store.store_planned(far, 100, now()).await.expect("store");
+    let got: HashSet<CallId> = got.iter().map(|p| p.call).collect();
+    let want: HashSet<CallId> = c2[3..].iter().chain(&c3[3..]).copied().collect();
+    assert_eq!(got, want);
+    assert_eq!(rows(&store).await, 26);
 }

@@ -261,9 +261,9 @@ async fn clone_rows(
     .await?;
     sqlx::query(
         "INSERT INTO schedules (id, company_id, customer_id, schedule_type, task_type, loan_id,
-             cadence, ruleset, dropped, active, created_at)
+             cadence, ruleset, active, created_at, plan_id)
          SELECT gen_random_uuid(), c.company_id, c.id, t.schedule_type, t.task_type, c.loan_id,
-             t.cadence, t.ruleset, t.dropped, t.active, t.created_at
+             t.cadence, t.ruleset, t.active, t.created_at, t.plan_id
          FROM customers c, scheduled_calls tc JOIN schedules t ON t.id = tc.schedule_id
          WHERE tc.id = $4 AND c.company_id = $1 AND c.id BETWEEN $2 AND $3",
     )
