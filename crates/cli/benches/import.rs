@@ -51,13 +51,28 @@ const BIN: &str = env!("CARGO_BIN_EXE_outdial");
 /// The API key `outdial serve` installs for its demo company in the `batch` scenario.
 const API_KEY: &str = "odk_5b2e0c7f1a3d4e6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b";
 
-/// Customer `i` of scenario `tag` (New York, collections).
+/// Where the bench's customers live: zone, state, ZIP code and phone area code, cycled
+/// through so that an import's customers get several different plans (state rules, zones),
+/// as a real file's would.
+const PLACES: [(&str, &str, &str, &str); 8] = [
+    ("America/New_York", "NY", "10004", "212"),
+    ("America/Chicago", "IL", "60601", "312"),
+    ("America/Denver", "CO", "80202", "303"),
+    ("America/Los_Angeles", "CA", "90012", "213"),
+    ("America/Phoenix", "AZ", "85004", "602"),
+    ("America/New_York", "FL", "33131", "305"),
+    ("America/Chicago", "TX", "75201", "214"),
+    ("Pacific/Honolulu", "HI", "96813", "808"),
+];
+
+/// Customer `i` of scenario `tag` (collections, in one of [`PLACES`]).
 fn customer(tag: &str, i: usize) -> Value {
+    let (zone, state, zip, area) = PLACES[i % PLACES.len()];
     json!({
         "id": format!("{tag}{i:07}"), "taskType": "collections",
-        "firstName": "Sam", "lastName": "Lee", "timezone": "America/New_York",
-        "phoneNumber": format!("+1212{:07}", 5_550_000 + i % 10_000).chars().take(12).collect::<String>(),
-        "streetAddress1": "1 Broadway", "city": "New York", "state": "NY", "zipCode": "10004",
+        "firstName": "Sam", "lastName": "Lee", "timezone": zone,
+        "phoneNumber": format!("+1{area}555{:04}", i % 10_000),
+        "streetAddress1": "1 Main Street", "city": "Springfield", "state": state, "zipCode": zip,
         "externalMetadata": {"branch": i % 17}
     })
 }

@@ -26,8 +26,20 @@ use anyhow::Context;
 /// arguments, JSON payloads, HTTP bodies) on several threads, and glibc's allocator took
 /// about a quarter of a worker's CPU in the dispatch benchmark (perf, 2026-12-02:
 /// `_int_malloc`, `free`, `malloc_consolidate`, `unlink_chunk`).
+///
+/// Transparent huge pages are turned off for the process ([`no_huge_pages`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Turns transparent huge pages off for this process. With the kernel's THP set to
+/// `always` (Debian's default), each page mimalloc hands back to the OS and takes again
+/// came back as a 2 MiB page the kernel zeroed: 16 % of `outdial import`'s CPU (perf,
+/// 2026-12-08), and about 20 % more CPU and 35 % more peak memory than without
+/// (docs/benchmarks/import.md). A failure changes nothing else and is ignored.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
+}
 use chrono::{DateTime, Utc};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use outdial_domain::{Clock, SystemClock};
@@ -122,6 +134,7 @@ fn init_logs() {
 }
 
 fn main() -> ExitCode {
+    no_huge_pages();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(path) = config::path_from(&args) {
         match config::load(&path) {
