@@ -83,7 +83,16 @@ pub async fn run(
             tracing::warn!(error = ?e, "cannot store the planned calls coming due");
         }
         let done = if turn {
-            pass(&d).await
+            // The pass reads every pending row and queued job (minutes with millions): a
+            // shutdown stops it between steps, each of which is idempotent, and the next
+            // pass (any worker's) does it whole.
+            tokio::select! {
+                done = pass(&d) => done,
+                _ = shutdown.changed() => {
+                    tracing::info!("reconcile pass stopped for shutdown");
+                    return;
+                }
+            }
         } else {
             recover(&d).await
         };
