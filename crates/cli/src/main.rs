@@ -27,15 +27,16 @@ use anyhow::Context;
 /// about a quarter of a worker's CPU in the dispatch benchmark (perf, 2026-12-02:
 /// `_int_malloc`, `free`, `malloc_consolidate`, `unlink_chunk`).
 ///
-/// Transparent huge pages are turned off for the process ([`no_huge_pages`]).
+/// `outdial import` turns transparent huge pages off for itself ([`no_huge_pages`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Turns transparent huge pages off for this process. With the kernel's THP set to
-/// `always` (Debian's default), each page mimalloc hands back to the OS and takes again
-/// came back as a 2 MiB page the kernel zeroed: 16 % of `outdial import`'s CPU (perf,
-/// 2026-12-08), and about 20 % more CPU and 35 % more peak memory than without
-/// (docs/benchmarks/import.md). A failure changes nothing else and is ignored.
+/// Turns transparent huge pages off for this process (`outdial import`). With the kernel's
+/// THP set to `always` (Debian's default), each page mimalloc hands back to the OS and
+/// takes again came back as a 2 MiB page the kernel zeroed: 16 % of an import's CPU (perf,
+/// 2026-12-08), about 20 % more CPU and 35 % more peak memory than without
+/// (docs/benchmarks/import.md). The worker and the API keep the kernel's setting: their
+/// benchmarks were measured with it. A failure changes nothing else and is ignored.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
@@ -134,7 +135,6 @@ fn init_logs() {
 }
 
 fn main() -> ExitCode {
-    no_huge_pages();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(path) = config::path_from(&args) {
         match config::load(&path) {
@@ -159,7 +159,10 @@ fn main() -> ExitCode {
         Command::Migrate(db) => company::migrate(db),
         Command::Company { command } => company::run(command, now),
         Command::Queue { command } => queue::run(command),
-        Command::Import(args) => import::run(args),
+        Command::Import(args) => {
+            no_huge_pages();
+            import::run(args)
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => config::check(&Cli::command()),
