@@ -326,16 +326,7 @@ async fn schedules_made_together_with_equal_plans_share_one_stored_plan(pool: Pg
     let news: Vec<NewSchedule<'_>> = people
         .iter()
         .zip([&ten, &ten, &six])
-        .map(|(c, plan)| NewSchedule {
-            customer_id: &c.id,
-            schedule_type: ScheduleType::Collections,
-            task_type: "collections",
-            loan_id: None,
-            cadence: &def,
-            ruleset: "test",
-            zone: chrono_tz::America::New_York,
-            plan,
-        })
+        .map(|(c, plan)| collections(&c.id, &def, plan))
         .collect();
     let stored = chunk
         .first_schedules(&news, now())

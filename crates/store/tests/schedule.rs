@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use outdial_domain::schedule::Cadence;
 use outdial_domain::task::ScheduleType;
 use outdial_domain::{CallId, CallStatus, CustomerRef};
-use outdial_store::{CallFilter, Error, NewSchedule, Store};
+use outdial_store::{CallFilter, Error, Store};
 use sqlx::PgPool;
 
 use support::*;
@@ -63,16 +63,8 @@ async fn do_not_call_and_other_companies_customers_get_no_schedule(pool: PgPool)
         .expect("customer");
     let def = Cadence::default_def(ScheduleType::Collections).expect("a default");
     let id: CustomerRef = "dnc".parse().expect("ref");
-    let new = NewSchedule {
-        customer_id: &id,
-        schedule_type: ScheduleType::Collections,
-        task_type: "collections",
-        loan_id: None,
-        cadence: &def,
-        ruleset: "test",
-        zone: chrono_tz::America::New_York,
-        plan: &plan(2),
-    };
+    let two = plan(2);
+    let new = collections(&id, &def, &two);
     assert!(matches!(
         store.create_schedule(acme, &new, now()).await,
         Err(Error::DoNotCall)

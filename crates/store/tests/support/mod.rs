@@ -74,6 +74,24 @@ pub fn plan(n: usize) -> Plan {
     }
 }
 
+/// A collections schedule of `customer` (New York, ruleset "test") with `plan`.
+pub fn collections<'a>(
+    customer: &'a CustomerRef,
+    cadence: &'a CadenceDef,
+    plan: &'a Plan,
+) -> NewSchedule<'a> {
+    NewSchedule {
+        customer_id: customer,
+        schedule_type: ScheduleType::Collections,
+        task_type: "collections",
+        loan_id: None,
+        cadence,
+        ruleset: "test",
+        zone: chrono_tz::America::New_York,
+        plan,
+    }
+}
+
 pub async fn create(
     store: &Store,
     company: CompanyId,
@@ -83,20 +101,7 @@ pub async fn create(
     let def: CadenceDef = Cadence::default_def(ScheduleType::Collections).expect("a default");
     let id: CustomerRef = customer.parse().expect("a customer ref");
     store
-        .create_schedule(
-            company,
-            &NewSchedule {
-                customer_id: &id,
-                schedule_type: ScheduleType::Collections,
-                task_type: "collections",
-                loan_id: None,
-                cadence: &def,
-                ruleset: "test",
-                zone: chrono_tz::America::New_York,
-                plan: &plan(calls),
-            },
-            now(),
-        )
+        .create_schedule(company, &collections(&id, &def, &plan(calls)), now())
         .await
         .expect("create a schedule")
 }
