@@ -2,9 +2,10 @@
 //!
 //! A schedule stores as `scheduled_calls` rows only the calls due within the store's
 //! horizon ([`Store::storing_ahead`]); the rest of its plan stays in its `schedule_plans`
-//! row (`schedule_plan.rs`, shared by schedules with equal plans), in due order, and entries are turned into rows as a prefix: by the fleet's workers
-//! shortly before they fall due ([`Store::store_planned`]), or at once when something must
-//! act on them as rows (a cancellation, a reschedule). An unstored call already has its id
+//! row (`schedule_plan.rs`, shared by schedules with equal plans), in due order, and
+//! entries are turned into rows as a prefix: by the fleet's workers shortly before they
+//! fall due ([`Store::store_planned`]), or at once when something must act on them as
+//! rows (a cancellation, a reschedule). An unstored call already has its id
 //! (the schedule's id with the last two bytes replaced by its index + 1) and its listing
 //! number (`plan_base + index`), so it reads the same through the API before and after it
 //! is stored: listing, a single read and a reschedule's gap check include the unstored
@@ -32,9 +33,8 @@ const ENTRY_ID: &str =
     "encode(overlay(uuid_send(s.id) placing int2send((k + 1)::int2) from 15 for 2), 'hex')::uuid";
 
 /// The columns of an unstored entry `k` of schedule `s` (joined with its plan `p` and its
-/// customer `c`) as
-/// a scheduled-call row reads (`scheduled_call.rs`, `CallRow`): a pending call of the
-/// schedule, planned when the schedule was.
+/// customer `c`) as a scheduled-call row reads (`scheduled_call.rs`, `CallRow`): a pending
+/// call of the schedule, planned when the schedule was.
 pub(crate) fn unstored_columns() -> String {
     format!(
         "s.plan_base + k AS seq, {ENTRY_ID} AS id, s.id AS schedule_id, s.customer_id, \
