@@ -32,10 +32,9 @@ use anyhow::Context;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Turns transparent huge pages off for this process (`outdial import`). With the kernel's
-/// THP set to `always` (this machine's setting; mimalloc also asks for huge pages under
-/// `madvise`), each page mimalloc hands back to the OS and takes again came back as a
-/// 2 MiB page the kernel zeroed: 16 % of an import's CPU (perf,
-/// 2026-12-08), about 20 % more CPU and 35 % more peak memory than without
+/// THP set to `always` (this machine's setting), each page mimalloc hands back to the OS
+/// and takes again came back as a 2 MiB page the kernel zeroed: 16 % of an import's CPU
+/// (perf, 2026-12-08), about 20 % more CPU and 35 % more peak memory than without
 /// (docs/benchmarks/import.md). The worker and the API keep the kernel's setting: their
 /// benchmarks were measured with it. A failure changes nothing else and is ignored.
 fn no_huge_pages() {
