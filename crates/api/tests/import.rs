@@ -165,17 +165,24 @@ async fn reposting_the_same_rows_creates_nothing_twice_and_never_clears_do_not_c
     assert_eq!(code, StatusCode::OK);
     let mut changed = row("c3");
     changed["city"] = json!("Brooklyn");
-    let again = json!({"customers": [row("c1"), row("c2"), changed, row("c1")],
+    // A new customer, c4, twice in one file: created by its first row, updated by its
+    // second.
+    let mut c4_moved = row("c4");
+    c4_moved["city"] = json!("Queens");
+    let again = json!({"customers": [row("c1"), row("c2"), changed, row("c1"), row("c4"),
+                                     c4_moved],
                        "schedule": "collections"});
     let job = submit(&f, "/customers/batch", &again).await;
     run_all(&f).await;
     let done = status(&f, &f.key_a, &job).await;
     assert_eq!(
         done["counts"],
-        json!({"processed": 4, "created": 0, "updated": 1, "unchanged": 3, "rejected": 0,
-               "scheduled": 0}),
+        json!({"processed": 6, "created": 1, "updated": 2, "unchanged": 3, "rejected": 0,
+               "scheduled": 1}),
         "{done}"
     );
+    let (_, c4) = get(&f.app, &f.key_a, "/customers/c4").await;
+    assert_eq!(c4["city"], "Queens", "{c4}");
     assert_eq!(
         scheduled_calls(&f.app, &f.key_a, "c1").await.len(),
         before,
@@ -186,7 +193,7 @@ async fn reposting_the_same_rows_creates_nothing_twice_and_never_clears_do_not_c
     let (_, c3) = get(&f.app, &f.key_a, "/customers/c3").await;
     assert_eq!(c3["city"], "Brooklyn");
     let (_, listed) = get(&f.app, &f.key_a, "/customers?limit=1000").await;
-    assert_eq!(listed["data"].as_array().unwrap().len(), 3);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 4);
 }
 
 #[sqlx::test(migrator = "outdial_store::MIGRATOR")]

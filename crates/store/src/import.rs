@@ -152,6 +152,9 @@ pub struct ImportChunk {
 impl ImportChunk {
     /// The stored customers among `ids`, locked for the rest of the chunk.
     pub async fn stored(&mut self, ids: &[String]) -> Result<HashMap<String, Stored>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         Ok(customers_for_import(&mut self.tx, self.company, ids)
             .await?
             .into_iter()
@@ -220,9 +223,14 @@ impl ImportChunk {
         crate::schedule::create_schedule(&mut self.tx, self.company, new, self.ahead, now).await
     }
 
-    /// Adds new customers (none of them stored: see [`ImportChunk::stored`]) in one
-    /// statement (two with loan references).
-    pub async fn insert_many(&mut self, customers: &[&Customer], now: DateTime<Utc>) -> Result<()> {
+    /// Adds those of `customers` (distinct ids) the company does not have yet, in one
+    /// statement (two with loan references), and returns their ids; stored ones are left
+    /// for [`ImportChunk::stored`]. A fresh import thus needs no lookup before it inserts.
+    pub async fn insert_many(
+        &mut self,
+        customers: &[&Customer],
+        now: DateTime<Utc>,
+    ) -> Result<std::collections::HashSet<String>> {
         crate::customer::insert_customers(&mut self.tx, self.company, customers, now).await
     }
 
@@ -373,7 +381,7 @@ impl Store {
             let bodies: Vec<String> = chunk.iter().map(Value::to_string).collect();
             sqlx::query(
                 "INSERT INTO import_rows (job_id, row_no, body)
-                 SELECT $1, $2 + (n - 1)::int, b::jsonb
+                 SELECT $1, $2 + (n - 1)::int, b
                  FROM unnest($3::text[]) WITH ORDINALITY AS t(b, n)",
             )
             .bind(id)
@@ -436,7 +444,7 @@ impl Store {
                 last.unwrap_or(-1)
             }
         };
-        let rows: Vec<(i32, sqlx::types::Json<Value>)> = sqlx::query_as(
+        let rows: Vec<(i32, String)> = sqlx::query_as(
             "SELECT row_no, body FROM import_rows WHERE job_id = $1 AND row_no > $2
              ORDER BY row_no LIMIT $3",
         )
@@ -445,7 +453,16 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|(n, b)| (n, b.0)).collect())
+        rows.into_iter()
+            .map(|(n, body)| {
+                serde_json::from_str(&body)
+                    .map(|b| (n, b))
+                    .map_err(|_| Error::Corrupt {
+                        what: "import row",
+                        column: "body",
+                    })
+            })
+            .collect()
     }
 
     /// Opens a chunk of `job` if `owner` still holds its lease, and extends the lease to
@@ -519,6 +536,24 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Whether one of `company`'s jobs is done, and how many of its rows have an outcome:
+    /// what a progress bar needs, read through two keys (outcomes cover a prefix of the
+    /// rows, see [`Store::import_rows_left`]) instead of counting the outcomes as
+    /// [`Store::import_status`] does. Another company's job is [`Error::NotFound`].
+    pub async fn import_progress(&self, company: CompanyId, job: Uuid) -> Result<(bool, i64)> {
+        let row: Option<(bool, Option<i32>)> = sqlx::query_as(
+            "SELECT j.state = 'done',
+                 (SELECT max(o.row_no) FROM import_outcomes o WHERE o.job_id = j.id)
+             FROM import_jobs j WHERE j.id = $1 AND j.company_id = $2",
+        )
+        .bind(job)
+        .bind(company.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        let (done, last) = row.ok_or(Error::NotFound { what: "import job" })?;
+        Ok((done, last.map_or(0, |n| i64::from(n) + 1)))
     }
 
     /// One of `company`'s jobs with its counts; another company's is [`Error::NotFound`].

@@ -382,18 +382,10 @@ async fn import_chunk(
     else {
         return Ok(Chunk::LeaseLost);
     };
-    let ids: Vec<String> = rows
-        .iter()
-        .filter_map(|r| match &r.work {
-            Work::Store(s) => Some(s.customer.id.as_str().to_owned()),
-            Work::Rejected(_) => None,
-        })
-        .collect();
-    let mut stored: HashMap<String, Stored> = chunk.stored(&ids).await?;
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(rows.len());
-    let mut fresh: Vec<(&Prepared, &ToStore)> = Vec::new();
-    let mut later: Vec<(&Prepared, &ToStore)> = Vec::new();
-    let mut fresh_ids: HashSet<&str> = HashSet::new();
+    // Valid rows, each marked whether it is its customer id's first row in the chunk.
+    let mut valid: Vec<(&Prepared, &ToStore, bool)> = Vec::with_capacity(rows.len());
+    let mut first_ids: HashSet<&str> = HashSet::new();
     for prepared in rows {
         match &prepared.work {
             Work::Rejected(e) => outcomes.push(Outcome {
@@ -408,24 +400,41 @@ async fn import_chunk(
                 })),
             }),
             Work::Store(s) => {
-                let id = s.customer.id.as_str();
-                if stored.contains_key(id) || fresh_ids.contains(id) {
-                    later.push((prepared, s));
-                } else {
-                    fresh_ids.insert(id);
-                    fresh.push((prepared, s));
-                }
+                let first = first_ids.insert(s.customer.id.as_str());
+                valid.push((prepared, s, first));
             }
         }
     }
-
-    // New customers, their loans and first schedules.
-    let plain: Vec<&Customer> = fresh
+    // The first row of each plain customer is inserted unless the company has that id;
+    // the stored ones, and every `sync: true` customer, are then read and locked.
+    let plain: Vec<&Customer> = valid
         .iter()
-        .filter(|(_, s)| s.synced.is_none())
-        .map(|(_, s)| &s.customer)
+        .filter(|(_, s, first)| *first && s.synced.is_none())
+        .map(|(_, s, _)| &s.customer)
         .collect();
-    chunk.insert_many(&plain, now).await?;
+    let inserted = chunk.insert_many(&plain, now).await?;
+    let ids: Vec<String> = valid
+        .iter()
+        .filter(|(_, s, first)| *first && !inserted.contains(s.customer.id.as_str()))
+        .map(|(_, s, _)| s.customer.id.as_str().to_owned())
+        .collect();
+    let mut stored: HashMap<String, Stored> = chunk.stored(&ids).await?;
+    // New customers (inserted above, or synced and not stored); the other rows, in order,
+    // update stored customers or repeat an id of the chunk.
+    let mut fresh: Vec<(&Prepared, &ToStore)> = Vec::new();
+    let mut later: Vec<(&Prepared, &ToStore)> = Vec::new();
+    for &(prepared, s, first) in &valid {
+        let id = s.customer.id.as_str();
+        let new =
+            first && (inserted.contains(id) || (s.synced.is_some() && !stored.contains_key(id)));
+        if new {
+            fresh.push((prepared, s));
+        } else {
+            later.push((prepared, s));
+        }
+    }
+
+    // Synced new customers, their loans, and every new customer's first schedule.
     let mut due: Vec<(CustomerRef, CallId, DateTime<Utc>)> = Vec::new();
     let mut plans = Vec::new();
     for (_, s) in &fresh {
@@ -497,7 +506,13 @@ async fn import_chunk(
     // Stored customers, and ids repeated within the chunk, one at a time and in order.
     for (prepared, s) in later {
         let id = s.customer.id.as_str().to_owned();
-        let entry = stored.get_mut(&id).expect("stored or added above");
+        let Some(entry) = stored.get_mut(&id) else {
+            // Not inserted above, yet not found: nothing deletes customers, so this is
+            // another transaction's row seen half-way; the row is tried again on its own.
+            return Err(outdial_store::Error::Conflict {
+                what: "customer".into(),
+            });
+        };
         let mut merged = s.customer.clone();
         // An import never clears doNotCall: a consumer's request outlives any file.
         merged.do_not_call |= entry.customer.do_not_call;

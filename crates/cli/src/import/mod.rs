@@ -383,18 +383,19 @@ async fn import(
             let owner = company.id;
             runners.spawn(async move { work_job(&state, &config, &shutdown, owner, id).await });
         }
-        // Report the oldest job once it is done; show progress meanwhile (one status read
-        // per waiting job and turn).
-        let mut statuses = Vec::with_capacity(waiting.len());
+        // Report the oldest job once it is done; show progress meanwhile (one progress read
+        // per waiting job and turn, its counts only when it is done).
+        let mut progress = Vec::with_capacity(waiting.len());
         for p in &waiting {
-            statuses.push(state.store.import_status(company.id, p.id).await?);
+            progress.push(state.store.import_progress(company.id, p.id).await?);
         }
-        let in_progress: u64 = statuses.iter().map(|s| s.counts.processed as u64).sum();
-        bar.set_position(done_rows + in_progress);
-        match statuses.first() {
-            Some(status) if status.state == "done" => {
+        let in_progress: i64 = progress.iter().map(|(_, processed)| processed).sum();
+        bar.set_position(done_rows + in_progress as u64);
+        match progress.first() {
+            Some((true, _)) => {
                 let oldest = waiting.pop_front().expect("the front job");
-                finish(state, company, &oldest, status, &mut totals, report).await?;
+                let status = state.store.import_status(company.id, oldest.id).await?;
+                finish(state, company, &oldest, &status, &mut totals, report).await?;
                 done_rows += status.total as u64;
             }
             Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -432,7 +433,7 @@ async fn work_job(
             }
             Err(e) => return Err(e).context("the import failed"),
         }
-        if state.store.import_status(company, id).await?.state == "done" {
+        if state.store.import_progress(company, id).await?.0 {
             return Ok(());
         }
     }

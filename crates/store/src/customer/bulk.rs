@@ -8,16 +8,19 @@ use super::{CUSTOMER_COLUMNS, CustomerWithContacts, LIST_LOCK, loan_refs};
 use crate::company::CompanyId;
 use crate::{Error, Result};
 
-/// Inserts `customers` (none of them stored yet) with their loan references in three
-/// statements: what an import chunk does with its new customers.
+/// Inserts those of `customers` (distinct ids) that `company` does not have yet, with their
+/// loan references, in two statements: what an import chunk does with its rows. Returns the
+/// ids it inserted; a stored id is left as it is (the caller reads and locks it with
+/// [`customers_for_import`]). A customer another transaction is inserting meanwhile is
+/// waited for, then counts as stored.
 pub(crate) async fn insert_customers(
     tx: &mut sqlx::PgConnection,
     company: CompanyId,
     customers: &[&Customer],
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<std::collections::HashSet<String>> {
     if customers.is_empty() {
-        return Ok(());
+        return Ok(Default::default());
     }
     let n = customers.len();
     let mut ids = Vec::with_capacity(n);
@@ -92,9 +95,11 @@ pub(crate) async fn insert_customers(
              $14::text[], $15::text[], $16::text[], $17::bool[], $18::bool[], $19::text[],
              $20::text[], $21::text[])
              AS c(id, task_type, first_name, last_name, email, birthday, ssn, zone, phone,
-                  street1, street2, city, state, zip, dnc, test, metadata, loan_id, loan_ids)"
+                  street1, street2, city, state, zip, dnc, test, metadata, loan_id, loan_ids)
+         ON CONFLICT (company_id, id) DO NOTHING
+         RETURNING id"
     );
-    sqlx::query(&sql)
+    let inserted: std::collections::HashSet<String> = sqlx::query_scalar(&sql)
         .bind(company.as_uuid())
         .bind(now)
         .bind(&ids)
@@ -116,9 +121,16 @@ pub(crate) async fn insert_customers(
         .bind(&metadata)
         .bind(&loan_id)
         .bind(&loan_ids)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
-        .map_err(|e| Error::from(e).conflict_on("customer"))?;
+        .map_err(|e| Error::from(e).conflict_on("customer"))?
+        .into_iter()
+        .collect();
+    let (loan_owner, loan_ref): (Vec<&str>, Vec<String>) = loan_owner
+        .into_iter()
+        .zip(loan_ref)
+        .filter(|(owner, _)| inserted.contains(*owner))
+        .unzip();
     if !loan_owner.is_empty() {
         sqlx::query(
             "INSERT INTO loans (company_id, customer_id, id, created_at)
@@ -132,7 +144,7 @@ pub(crate) async fn insert_customers(
         .execute(&mut *tx)
         .await?;
     }
-    Ok(())
+    Ok(inserted)
 }
 
 /// What an import needs of a customer it finds already stored.
