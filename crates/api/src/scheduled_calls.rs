@@ -20,7 +20,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, http::HeaderName};
 use chrono::{DateTime, Utc};
-use outdial_domain::policy::{Contact, ContactKind, Decision};
+use outdial_domain::policy::{Candidates, Contact, ContactKind, Decision, Ruleset};
 use outdial_domain::schedule::{Cadence, CadenceDef, Request, expand};
 use outdial_domain::task::ScheduleType;
 use outdial_domain::{CallId, CallStatus, Customer, ErrorCode, FieldError, Flag};
@@ -206,8 +206,28 @@ pub(crate) fn plan(
     cadence: &Cadence,
     start: DateTime<Utc>,
 ) -> outdial_domain::schedule::Plan {
-    let candidates = customer.candidates();
-    let prepared = state.rules.prepare(&candidates, schedule_type.purpose());
+    plan_from(
+        &state.rules,
+        &customer.candidates(),
+        customer,
+        history,
+        schedule_type,
+        cadence,
+        start,
+    )
+}
+
+/// [`plan`] with the customer's candidate locations already resolved.
+pub(crate) fn plan_from(
+    rules: &Ruleset,
+    candidates: &Candidates,
+    customer: &Customer,
+    history: &[Contact],
+    schedule_type: ScheduleType,
+    cadence: &Cadence,
+    start: DateTime<Utc>,
+) -> outdial_domain::schedule::Plan {
+    let prepared = rules.prepare(candidates, schedule_type.purpose());
     expand(
         cadence,
         &Request {

@@ -57,7 +57,11 @@ impl Distinct {
                 plan.dropped.len(),
             );
             let candidates = by_key.entry(key).or_default();
-            if let Some(&j) = candidates.iter().find(|&&j| *seen[j] == *plan) {
+            // Plans shared by reference (an import's memo) are equal without a look inside.
+            if let Some(&j) = candidates
+                .iter()
+                .find(|&&j| std::ptr::eq(seen[j], plan) || *seen[j] == *plan)
+            {
                 out.schedule_plan.push(j);
                 continue;
             }

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::{ApiError, AppState, query};
 
+mod plans;
 mod runner;
 
 pub use runner::{RunnerConfig, check_row, run, run_job, run_once};

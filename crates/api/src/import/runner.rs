@@ -437,22 +437,16 @@ async fn import_chunk(
     // Synced new customers, their loans, and every new customer's first schedule.
     let mut due: Vec<(CustomerRef, CallId, DateTime<Utc>)> = Vec::new();
     let mut plans = Vec::new();
+    let mut memo = super::plans::FreshPlans::new(&state.rules, now);
     for (_, s) in &fresh {
         if let Some((loans, note)) = &s.synced {
             // The LMS's loans are the customer's loan rows (as with POST /customers).
             chunk.insert_synced(&s.customer, loans, note, now).await?;
         }
-        if let Some((kind, _, cadence)) = &s.schedule
+        if let Some((kind, def, cadence)) = &s.schedule
             && !s.customer.do_not_call
         {
-            plans.push(crate::scheduled_calls::plan(
-                state,
-                &s.customer,
-                &[],
-                *kind,
-                cadence,
-                now,
-            ));
+            plans.push(memo.plan(&s.customer, *kind, def, cadence));
         }
     }
     let scheduled_fresh: Vec<&(&Prepared, &ToStore)> = fresh

@@ -9,7 +9,7 @@ use crate::geo::Geo;
 use crate::us_state::UsState;
 
 /// Where a candidate came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// The customer's IANA `timezone` field.
@@ -23,7 +23,7 @@ pub enum Source {
 }
 
 /// One location signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Candidate {
     /// The signal.
     pub source: Source,
@@ -55,7 +55,7 @@ pub struct LocationFacts<'a> {
 }
 
 /// The resolved candidate set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Candidates {
     /// Every signal, for the decision trail.
     pub signals: Vec<Candidate>,
