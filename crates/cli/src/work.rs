@@ -94,7 +94,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "OUTDIAL_IMPORT_LEASE_SECS", default_value_t = 30)]
     import_lease_secs: u64,
     /// Rows of a bulk import per transaction
-    #[arg(long, env = "OUTDIAL_IMPORT_CHUNK", default_value_t = 200)]
+    #[arg(long, env = "OUTDIAL_IMPORT_CHUNK", default_value_t = 1000)]
     import_chunk: usize,
 }
 

@@ -6,8 +6,8 @@
 //! number, so they count against every cap whatever the customer's debt and number are
 //! (`outdial_domain::schedule::expand`). Whether the customer has a debt and a number is in
 //! the key all the same, so that a change there can only cost a memo miss, never a wrong
-//! plan. The customers of one file mostly share a few places: a chunk of 200 expands a few
-//! plans instead of 200, and equal plans are the same value, which the plan store groups
+//! plan. The customers of one file mostly share a few places: a chunk of 1,000 expands a few
+//! plans instead of 1,000, and equal plans are the same value, which the plan store groups
 //! without comparing them (`outdial_store`'s `schedule_plan`).
 
 use std::collections::HashMap;

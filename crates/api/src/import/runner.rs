@@ -38,12 +38,12 @@ pub struct RunnerConfig {
 }
 
 impl RunnerConfig {
-    /// 30 s leases, 200-row chunks, a look for work every second.
+    /// 30 s leases, 1,000-row chunks, a look for work every second.
     pub fn new(owner: impl Into<String>) -> RunnerConfig {
         RunnerConfig {
             owner: owner.into(),
             lease: Duration::from_secs(30),
-            chunk: 200,
+            chunk: 1000,
             idle: Duration::from_secs(1),
             lms_concurrency: 16,
         }

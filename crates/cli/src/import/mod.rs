@@ -93,7 +93,7 @@ pub struct ImportArgs {
     #[arg(long, default_value_t = 4)]
     jobs: usize,
     /// Rows per transaction
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 1000)]
     chunk: usize,
     /// Redis, to enqueue the new calls at once (without it the workers' reconciler
     /// enqueues them within one period)
